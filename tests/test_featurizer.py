@@ -1,0 +1,426 @@
+"""MoleBlendFeaturizer: exact relations on small known molecules, SDF input, hydrogens, conformers, errors."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from modeling_moleblend.tokenization import conformers_moleblend
+from modeling_moleblend.tokenization.molecular_graph_moleblend import (
+    ATOM_FEATURE_OFFSETS,
+    BOND_FEATURE_OFFSETS,
+    SPD_UNREACHABLE,
+)
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from modeling_moleblend import (
+    ConformerError,
+    ConformerTimeoutError,
+    EmptyMoleculeError,
+    InvalidLabelError,
+    InvalidMoleculeError,
+    MoleBlendFeaturizer,
+    MoleculeError,
+    MoleculeTooLargeError,
+    UnsupportedAtomError,
+)
+
+ATOM_OFFSETS = np.asarray(ATOM_FEATURE_OFFSETS)
+BOND_OFFSETS = np.asarray(BOND_FEATURE_OFFSETS)
+
+
+def featurize_one(smiles_or_mol, **settings) -> dict:
+    settings.setdefault("conformer", "none")
+    result = MoleBlendFeaturizer(**settings).featurize([smiles_or_mol])
+    assert result.report.skipped == []
+    return result.features[0]
+
+
+def raw_atoms(features: dict) -> np.ndarray:
+    """Back from offset ids to the 9 raw feature values."""
+    return features["atom_ids"] - ATOM_OFFSETS - 1
+
+
+def raw_bonds(features: dict) -> np.ndarray:
+    return features["bond_features"] - BOND_OFFSETS - 1
+
+
+# ---------------------------------------------------------------- exact values on known molecules
+
+
+def test_ethanol_exact():
+    f = featurize_one("CCO")
+    # atomic number-1, chirality, total degree, charge (index of -5..5), H count, radicals, hybridization, arom, ring
+    np.testing.assert_array_equal(
+        raw_atoms(f),
+        [
+            [5, 0, 4, 5, 3, 0, 2, 0, 0],  # CH3: sp3, 3 H, degree 4
+            [5, 0, 4, 5, 2, 0, 2, 0, 0],  # CH2
+            [7, 0, 2, 5, 1, 0, 2, 0, 0],  # OH
+        ],
+    )
+    assert f["atom_ids"][0].tolist() == [6, 120, 129, 142, 152, 159, 167, 171, 173]  # the shared-table ids
+    np.testing.assert_array_equal(f["degree"], [1, 2, 1])
+    np.testing.assert_array_equal(f["spd"], [[0, 1, 2], [1, 0, 1], [2, 1, 0]])
+    np.testing.assert_array_equal(raw_bonds(f), [[0, 0, 0], [0, 0, 0]])  # single, no stereo, not conjugated
+    # bonds: #1 = C0-C1, #2 = C1-O2. The path 0 -> 2 is bond 1 then bond 2; 2 -> 0 the reverse.
+    np.testing.assert_array_equal(f["path_bonds"][0, 2], [1, 2, 0, 0, 0])
+    np.testing.assert_array_equal(f["path_bonds"][2, 0], [2, 1, 0, 0, 0])
+    np.testing.assert_array_equal(f["path_bonds"][1, 1], [0, 0, 0, 0, 0])
+    assert f["num_atoms"] == 3 and not f["has_3d"]
+    assert f["spd"].dtype == np.int16 and f["path_bonds"].dtype == np.int16
+
+
+def test_benzene_exact():
+    f = featurize_one("c1ccccc1")
+    ring = np.array([[min(abs(i - j), 6 - abs(i - j)) for j in range(6)] for i in range(6)])
+    np.testing.assert_array_equal(f["spd"], ring)
+    np.testing.assert_array_equal(f["degree"], [2] * 6)
+    assert (raw_atoms(f)[:, 6] == 1).all()  # SP2
+    assert (raw_atoms(f)[:, 7] == 1).all() and (raw_atoms(f)[:, 8] == 1).all()  # aromatic, in ring
+    np.testing.assert_array_equal(raw_bonds(f), [[3, 0, 1]] * 6)  # aromatic, no stereo, conjugated
+    # 0 -> 3 has two shortest paths; the one through the lower-index neighbour (atom 1) is taken
+    np.testing.assert_array_equal(f["path_bonds"][0, 3], [1, 2, 3, 0, 0])
+    np.testing.assert_array_equal(f["path_bonds"][0, 4], [6, 5, 0, 0, 0])  # via atom 5: bonds 5-0 (#6), 4-5 (#5)
+
+
+def test_salt_two_fragments_unreachable():
+    f = featurize_one("[Na+].[Cl-]")
+    np.testing.assert_array_equal(f["spd"], [[0, SPD_UNREACHABLE], [SPD_UNREACHABLE, 0]])
+    assert f["path_bonds"].shape == (2, 2, 5) and not f["path_bonds"].any()
+    assert f["bond_features"].shape == (0, 3)
+    np.testing.assert_array_equal(raw_atoms(f)[:, 0], [10, 16])  # Na, Cl
+    np.testing.assert_array_equal(raw_atoms(f)[:, 3], [6, 4])  # charge +1, -1
+    np.testing.assert_array_equal(f["degree"], [0, 0])
+
+
+def test_stereo_double_bond():
+    trans, cis = featurize_one("F/C=C/F"), featurize_one("F/C=C\\F")
+    assert raw_bonds(trans)[1, :2].tolist() == [1, 2]  # double, STEREOE
+    assert raw_bonds(cis)[1, :2].tolist() == [1, 1]  # double, STEREOZ
+    np.testing.assert_array_equal(trans["spd"], cis["spd"])
+
+
+def test_chirality_and_other_buckets():
+    f = featurize_one("C[C@H](N)O.[U+7]")
+    assert raw_atoms(f)[1, 1] in (1, 2)  # tetrahedral CW / CCW
+    assert raw_atoms(f)[4, 0] == 91  # uranium: atomic number 92
+    assert raw_atoms(f)[4, 3] == 11  # charge +7 falls in the "other" bucket
+
+
+def test_hops_capped_at_five():
+    f = featurize_one("CCCCCCCC")
+    assert f["spd"][0, 7] == 7
+    np.testing.assert_array_equal(f["path_bonds"][0, 7], [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(f["path_bonds"][7, 0], [7, 6, 5, 4, 3])
+
+
+def test_path_bonds_walk_shortest_paths_on_real_molecules(esol_smiles):
+    for smiles in esol_smiles[:40]:
+        mol = Chem.MolFromSmiles(smiles)
+        f = featurize_one(mol)
+        bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()]
+        n = mol.GetNumAtoms()
+        for i in range(n):
+            for j in range(n):
+                hops = f["path_bonds"][i, j]
+                distance = f["spd"][i, j]
+                assert (hops != 0).sum() == (min(distance, 5) if distance > 0 else 0)
+                at = i
+                for bond in hops[hops != 0]:
+                    a, b = bonds[bond - 1]
+                    assert at in (a, b), (smiles, i, j)
+                    at = b if at == a else a
+                if 0 < distance <= 5:
+                    assert at == j
+
+
+# ---------------------------------------------------------------- hydrogens
+
+
+def test_explicit_hydrogens_removed_without_moving_heavy_atoms(tmp_path):
+    mol = Chem.AddHs(Chem.MolFromSmiles("OCC(=O)N"))
+    AllChem.EmbedMolecule(mol, randomSeed=7)
+    path = tmp_path / "with_h.sdf"
+    with Chem.SDWriter(str(path)) as writer:
+        writer.write(mol)
+    f = MoleBlendFeaturizer(conformer="input").featurize(path).features[0]
+    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
+    assert f["num_atoms"] == len(heavy) == 5
+    expected = Chem.MolFromMolFile(str(path), removeHs=False).GetConformer().GetPositions()[heavy]
+    np.testing.assert_array_equal(f["coordinates"], expected.astype(np.float32))
+    assert f["has_3d"]
+
+
+def test_deuterium_is_an_atom_and_keep_hydrogens():
+    assert featurize_one("[2H]C(Cl)(Cl)Cl")["num_atoms"] == 5
+    assert featurize_one("CCO")["num_atoms"] == 3
+    with_h = featurize_one("CCO", keep_hydrogens=True)
+    assert with_h["num_atoms"] == 9
+    assert with_h["degree"][:3].tolist() == [4, 4, 2]
+
+
+# ---------------------------------------------------------------- SDF input
+
+
+def write_sdf(path: Path, mols, v3000: bool = False) -> None:
+    writer = Chem.SDWriter(str(path))
+    writer.SetForceV3000(v3000)
+    for mol in mols:
+        writer.write(mol)
+    writer.close()
+
+
+@pytest.fixture
+def labelled_mols():
+    mols = []
+    for i, (smiles, value) in enumerate([("CCO", "1.5"), ("c1ccccc1O", "NA"), ("CC(=O)N", None), ("CCN", "")]):
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=1)
+        mol.SetProp("_Name", f"mol{i}")
+        if value is not None:
+            mol.SetProp("logS", value)
+        mol.SetProp("name", f"compound {i}")
+        mols.append(mol)
+    return mols
+
+
+@pytest.mark.parametrize("v3000", [False, True])
+@pytest.mark.parametrize("gz", [False, True])
+def test_sdf_properties_labels_and_coordinates(tmp_path, labelled_mols, v3000, gz):
+    path = tmp_path / "set.sdf"
+    write_sdf(path, labelled_mols, v3000)
+    if gz:
+        with open(path, "rb") as src, gzip.open(tmp_path / "set.sdf.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path = tmp_path / "set.sdf.gz"
+    featurizer = MoleBlendFeaturizer(conformer="input")
+    batch = featurizer(path, label_columns=["logS"])
+    labels = batch["labels"][:, 0].tolist()
+    assert labels[0] == 1.5 and all(math.isnan(v) for v in labels[1:])  # NA, missing and empty are NaN, never 0
+    assert batch.properties["name"] == [f"compound {i}" for i in range(4)]
+    assert batch.properties["logS"] == ["1.5", "NA", None, ""]
+    assert batch.input_indices == [0, 1, 2, 3]
+    assert bool(batch["has_3d"].all())
+    # coordinates pass through unchanged (float32 of the file's values)
+    for row, mol in enumerate(labelled_mols):
+        heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
+        expected = mol.GetConformer().GetPositions()[heavy].astype(np.float32)
+        n = len(heavy)
+        np.testing.assert_allclose(batch["coordinates"][row, :n].numpy(), expected, atol=1e-4)  # 4 decimals in SDF
+
+
+def test_sdf_non_numeric_label_names_record_and_tag(tmp_path, labelled_mols):
+    labelled_mols[2].SetProp("logS", "insoluble")
+    path = tmp_path / "set.sdf"
+    write_sdf(path, labelled_mols)
+    with pytest.raises(InvalidLabelError) as error:
+        MoleBlendFeaturizer(conformer="input").featurize(path, label_columns=["logS"])
+    message = str(error.value)
+    assert "input 2" in message and "record 2" in message and "'logS'" in message and "insoluble" in message
+
+
+def test_sdf_corrupt_record_in_the_middle(tmp_path, labelled_mols):
+    path = tmp_path / "set.sdf"
+    write_sdf(path, labelled_mols)
+    records = path.read_text().split("$$$$\n")
+    corrupt = "broken\n  junk\n\n  3  2  0  0  0  0  0  0  0  0999 V2000\n    0.0 0.0\nM  END\n> <logS>\n7\n\n"
+    path.write_text("$$$$\n".join(records[:2] + [corrupt] + records[2:]))
+    result = MoleBlendFeaturizer(conformer="input", errors="skip").featurize(path, label_columns=["logS"])
+    assert result.input_indices == [0, 1, 3, 4]
+    assert len(result.features) == 4
+    [skipped] = result.report.skipped
+    assert skipped.index == 2 and "broken" in skipped.input_text and "Atom line too short" in skipped.reason
+    with pytest.raises(InvalidMoleculeError, match=r"input 2 .*record 2 .*'broken'.*corrupt"):
+        MoleBlendFeaturizer(conformer="input").featurize(path)
+
+
+def test_2d_sdf_is_not_3d(tmp_path):
+    mol = Chem.MolFromSmiles("c1ccccc1CC(=O)O")
+    AllChem.Compute2DCoords(mol)
+    path = tmp_path / "flat.sdf"
+    write_sdf(path, [mol])
+    flat = MoleBlendFeaturizer(conformer="none").featurize(path).features[0]
+    assert not flat["has_3d"] and not flat["coordinates"].any()
+    with pytest.raises(ConformerError, match="no 3D coordinates"):
+        MoleBlendFeaturizer(conformer="input").featurize(path)
+    generated = MoleBlendFeaturizer(conformer="auto", num_workers=0).featurize(path).features[0]
+    assert generated["has_3d"] and np.abs(generated["coordinates"][:, 2]).max() > 0.1
+
+
+def test_mol_inputs_with_and_without_conformer():
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)O"))
+    AllChem.EmbedMolecule(mol, randomSeed=3)
+    bare = Chem.MolFromSmiles("CCN")
+    result = MoleBlendFeaturizer(conformer="auto", num_workers=0).featurize([mol, bare])
+    with_input, generated = result.features
+    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
+    np.testing.assert_array_equal(
+        with_input["coordinates"], mol.GetConformer().GetPositions()[heavy].astype(np.float32)
+    )
+    assert generated["has_3d"]
+
+
+# ---------------------------------------------------------------- conformers
+
+
+def test_generated_conformers_are_reproducible():
+    smiles = ["CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC", "C1CCCCC1O"]
+    one = MoleBlendFeaturizer(conformer="generate", num_workers=0, seed=5).featurize(smiles)
+    two = MoleBlendFeaturizer(conformer="generate", num_workers=2, seed=5).featurize(list(reversed(smiles)))
+    for a, b in zip(one.features, reversed(two.features)):
+        np.testing.assert_array_equal(a["coordinates"], b["coordinates"])
+    other_seed = MoleBlendFeaturizer(conformer="generate", num_workers=0, seed=6).featurize(smiles[:1])
+    assert not np.array_equal(other_seed.features[0]["coordinates"], one.features[0]["coordinates"])
+
+
+def test_generate_replaces_input_coordinates():
+    mol = Chem.AddHs(Chem.MolFromSmiles("CCCO"))
+    AllChem.EmbedMolecule(mol, randomSeed=11)
+    given = MoleBlendFeaturizer(conformer="input").featurize([mol]).features[0]["coordinates"]
+    regenerated = MoleBlendFeaturizer(conformer="generate", num_workers=0).featurize([mol]).features[0]
+    assert regenerated["has_3d"] and not np.array_equal(given, regenerated["coordinates"])
+
+
+def _sleep_on_ethanol(mol, settings):
+    if Chem.MolToSmiles(mol) == "CCO":
+        time.sleep(60)
+    return conformers_moleblend.embed_conformer.__wrapped__(mol, settings)
+
+
+def _die_on_ethanol(mol, settings):
+    if Chem.MolToSmiles(mol) == "CCO":
+        os._exit(3)  # a hard crash, as a segfault inside RDKit would be
+    return conformers_moleblend.embed_conformer.__wrapped__(mol, settings)
+
+
+def _fail_on_ethanol(mol, settings):
+    if Chem.MolToSmiles(mol) == "CCO":
+        return conformers_moleblend.ConformerResult(error="ETKDGv3 embedding failed after 4 attempts")
+    return conformers_moleblend.embed_conformer.__wrapped__(mol, settings)
+
+
+def patch_embed(monkeypatch, replacement):
+    original = conformers_moleblend.embed_conformer
+    replacement.__wrapped__ = original
+    monkeypatch.setattr(conformers_moleblend, "embed_conformer", replacement)
+
+
+def test_conformer_timeout_kills_the_worker_and_goes_on(monkeypatch):
+    patch_embed(monkeypatch, _sleep_on_ethanol)
+    featurizer = MoleBlendFeaturizer(conformer="generate", num_workers=2, conformer_timeout=1, errors="skip")
+    started = time.monotonic()
+    result = featurizer.featurize(["CCN", "CCO", "CCC", "CC=O"])
+    assert time.monotonic() - started < 15
+    assert result.input_indices == [0, 2, 3]
+    [skipped] = result.report.skipped
+    assert skipped.index == 1 and skipped.error_type == "ConformerTimeoutError" and "1 s" in skipped.reason
+    with pytest.raises(ConformerTimeoutError, match=r"input 1 \('CCO'\): conformer time-out"):
+        featurizer.featurize(["CCN", "CCO"], errors="raise")
+
+
+def test_dead_worker_fails_only_its_molecule(monkeypatch):
+    patch_embed(monkeypatch, _die_on_ethanol)
+    result = MoleBlendFeaturizer(conformer="generate", num_workers=2, errors="skip").featurize(["CCN", "CCO", "CCC"])
+    assert result.input_indices == [0, 2]
+    assert all(f["has_3d"] for f in result.features)
+    assert "worker died (exit code 3)" in result.report.skipped[0].reason
+
+
+def test_conformer_failure_raise_skip_and_2d_fallback(monkeypatch):
+    patch_embed(monkeypatch, _fail_on_ethanol)
+    with pytest.raises(ConformerError, match=r"input 1 \('CCO'\): conformer failure: ETKDGv3 embedding failed"):
+        MoleBlendFeaturizer(conformer="generate", num_workers=0).featurize(["CCN", "CCO"])
+    kept = MoleBlendFeaturizer(conformer="generate", num_workers=0, conformer_fallback="2d").featurize(["CCN", "CCO"])
+    assert kept.input_indices == [0, 1]
+    assert kept.features[0]["has_3d"] and not kept.features[1]["has_3d"]
+    assert [item.index for item in kept.report.without_3d] == [1]
+
+
+def test_single_atom_gets_a_conformer():
+    result = conformers_moleblend.embed_conformer(Chem.MolFromSmiles("C"), conformers_moleblend.ConformerSettings())
+    assert result.error is None and result.coordinates.shape == (1, 3)
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "smiles, error_type, reason",
+    [
+        ("C1CC", InvalidMoleculeError, "unclosed ring"),
+        ("N(C)(C)(C)(C)C", InvalidMoleculeError, "valence"),
+        ("", EmptyMoleculeError, "no atoms"),
+        ("*CC", UnsupportedAtomError, "dummy"),
+        ("CC[Se]C", UnsupportedAtomError, "'Se'"),
+        ("CCCCCCCC", MoleculeTooLargeError, "8 heavy atoms > max_atoms=6"),
+    ],
+)
+def test_bad_inputs_raise_with_index_text_and_reason(smiles, error_type, reason):
+    featurizer = MoleBlendFeaturizer(conformer="none", max_atoms=6, allowed_elements=["C", "N", "O"])
+    with pytest.raises(error_type) as error:
+        featurizer.featurize(["CCO", smiles])
+    assert isinstance(error.value, ValueError) and isinstance(error.value, MoleculeError)
+    assert f"input 1 ({smiles!r})" in str(error.value) and reason in str(error.value)
+    assert error.value.index == 1 and error.value.input_text == smiles
+
+
+def test_skip_reports_every_bad_input():
+    featurizer = MoleBlendFeaturizer(conformer="none", errors="skip", max_atoms=6)
+    inputs = ["CCO", "C1CC", "", "*C", None, "CCCCCCCC", "c1ccccc1"]
+    batch = featurizer(inputs)
+    assert batch.input_indices == [0, 6]
+    assert batch["num_atoms"].tolist() == [3, 6]
+    report = batch.report
+    assert report.num_inputs == 7 and report.num_featurized == 2
+    assert [(s.index, s.error_type) for s in report.skipped] == [
+        (1, "InvalidMoleculeError"),
+        (2, "EmptyMoleculeError"),
+        (3, "UnsupportedAtomError"),
+        (4, "InvalidMoleculeError"),
+        (5, "MoleculeTooLargeError"),
+    ]
+    assert "5 skipped" in report.summary()
+
+
+def test_long_input_is_truncated_in_messages():
+    long_bad = "C" * 300 + "1"
+    with pytest.raises(InvalidMoleculeError) as error:
+        MoleBlendFeaturizer(conformer="none", max_atoms=1000).featurize([long_bad])
+    assert len(error.value.input_text) <= 80 and error.value.input_text.endswith("...")
+
+
+def test_sdf_path_given_as_str_gets_a_hint():
+    with pytest.raises(InvalidMoleculeError, match="pathlib.Path"):
+        MoleBlendFeaturizer(conformer="none").featurize(["molecules.sdf"])
+
+
+def test_empty_and_wrong_inputs():
+    featurizer = MoleBlendFeaturizer(conformer="none")
+    with pytest.raises(ValueError, match="no molecules given"):
+        featurizer.featurize([])
+    with pytest.raises(TypeError, match="molecules must be"):
+        featurizer.featurize(42)
+    with pytest.raises(ValueError, match="no molecule could be featurized"):
+        featurizer(["C1CC"], errors="skip")
+    with pytest.raises(ValueError, match="conformer must be one of"):
+        MoleBlendFeaturizer(conformer="sometimes")
+    with pytest.raises(TypeError, match="unknown featurizer settings"):
+        featurizer.featurize(["C"], conformers="none")
+
+
+def test_results_do_not_depend_on_input_order():
+    smiles = ["CC(=O)Nc1ccc(O)cc1", "[Na+].[Cl-]", "C1CC1"]
+    featurizer = MoleBlendFeaturizer(conformer="none")
+    forward = featurizer.featurize(smiles).features
+    backward = featurizer.featurize(list(reversed(smiles))).features
+    for a, b in zip(forward, reversed(backward)):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])

@@ -1,0 +1,540 @@
+"""MoleBlendFeaturizer: SMILES, RDKit molecules or SDF files -> the relation tensors MoleBlend consumes.
+
+A ``transformers`` ``FeatureExtractionMixin``: ``save_pretrained`` writes ``preprocessor_config.json`` and
+``AutoFeatureExtractor.from_pretrained`` loads it back (with ``trust_remote_code=True`` from a Hub export).
+
+    featurizer = MoleBlendFeaturizer(conformer="auto", max_atoms=512, errors="raise", num_workers=1, seed=0)
+    batch = featurizer(["CCO", "c1ccccc1"], return_tensors="pt")     # padded BatchFeature, model(**batch)
+    result = featurizer.featurize(Path("set.sdf"), label_columns=["y"])  # per-molecule arrays + report
+
+The batch keys, shapes and dtypes are listed in ``collating_moleblend.py``. Besides its keys, a batch carries
+``batch.input_indices`` (which input each row came from), ``batch.properties`` (SDF properties, one list per tag,
+aligned with the rows, None where a record lacks the tag) and ``batch.report`` (a ``FeaturizationReport``: every
+skipped input with its index, text and reason, and every molecule kept without 3D).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from transformers import BatchFeature, FeatureExtractionMixin
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
+
+try:
+    from rdkit import Chem, rdBase
+except ImportError:  # pragma: no cover
+    Chem = None
+
+from .collating_moleblend import MoleBlendCollator
+from .conformers_moleblend import ConformerSettings, generate_conformers
+from .errors_moleblend import (
+    ConformerError,
+    ConformerTimeoutError,
+    EmptyMoleculeError,
+    InvalidLabelError,
+    InvalidMoleculeError,
+    MoleculeError,
+    MoleculeTooLargeError,
+    UnsupportedAtomError,
+    truncate,
+)
+from .molecular_graph_moleblend import MAX_HOPS, conformer_coordinates, molecule_relations
+
+CONFORMER_POLICIES = ("auto", "input", "generate", "none")
+MISSING_LABEL_TEXTS = {"", "na", "nan", "n/a", "none", "null"}
+PROGRESS_MIN_MOLECULES = 2000  # 2D featurization of fewer molecules takes under a second: no bar
+
+
+@dataclass
+class SkippedInput:
+    """One input that is not in the output, and why."""
+
+    index: int
+    input_text: str
+    error_type: str
+    reason: str
+
+
+@dataclass
+class FeaturizationReport:
+    """What happened to every input: counts, each skipped input, each molecule kept without its 3D."""
+
+    num_inputs: int = 0
+    skipped: list[SkippedInput] = field(default_factory=list)
+    without_3d: list[SkippedInput] = field(default_factory=list)  # conformer failed, kept as 2D (fallback)
+    notes: list[SkippedInput] = field(default_factory=list)  # e.g. no MMFF parameters, geometry unoptimised
+    seconds: float = 0.0
+
+    @property
+    def num_featurized(self) -> int:
+        return self.num_inputs - len(self.skipped)
+
+    def add(self, bucket: list[SkippedInput], error: MoleculeError) -> None:
+        bucket.append(SkippedInput(error.index, error.input_text, type(error).__name__, error.reason))
+
+    def to_dict(self) -> dict:
+        return {"num_inputs": self.num_inputs, "num_featurized": self.num_featurized, **asdict(self)}
+
+    def summary(self, max_listed: int = 20) -> str:
+        lines = [
+            f"{self.num_featurized}/{self.num_inputs} molecules featurized in {self.seconds:.2f} s, "
+            f"{len(self.skipped)} skipped, {len(self.without_3d)} kept without 3D after a conformer failure"
+        ]
+        for title, bucket in (("skipped", self.skipped), ("without 3D", self.without_3d), ("note", self.notes)):
+            for item in bucket[:max_listed]:
+                lines.append(f"  {title}: input {item.index} ({item.input_text!r}): {item.reason}")
+            if len(bucket) > max_listed:
+                lines.append(f"  ... and {len(bucket) - max_listed} more {title} (see report.{title})")
+        return "\n".join(lines)
+
+
+@dataclass
+class FeaturizationResult:
+    """Output of ``MoleBlendFeaturizer.featurize``: unpadded per-molecule arrays, in input order."""
+
+    features: list[dict[str, np.ndarray]]
+    input_indices: list[int]
+    properties: dict[str, list[str | None]]
+    report: FeaturizationReport
+
+
+@dataclass
+class _Record:
+    """One input on its way through the featurizer."""
+
+    index: int
+    text: str
+    mol: object = None
+    error: MoleculeError | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+def parse_label(value, index: int, text: str, name: str) -> float:
+    """A numeric label; missing, empty, NA or nan become NaN (never 0); other text is an ``InvalidLabelError``."""
+    if value is None:
+        return math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    if str(value).strip().lower() in MISSING_LABEL_TEXTS:
+        return math.nan
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise InvalidLabelError(index, text, f"label {name!r} = {truncate(value, 40)!r} is not a number") from None
+
+
+def _sdf_records(path: Path) -> Iterator[tuple[int, int, str]]:
+    """(record index, first line number, record text) for each ``$$$$``-terminated record of a .sdf/.sdf.gz."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        lines: list[str] = []
+        start = 1
+        record = 0
+        for number, line in enumerate(handle, start=1):
+            if line.startswith("$$$$"):
+                yield record, start, "".join(lines)
+                record += 1
+                lines, start = [], number + 1
+            else:
+                lines.append(line)
+        if any(line.strip() for line in lines):  # a last record without its $$$$ terminator
+            yield record, start, "".join(lines)
+
+
+def _sdf_properties(record: str) -> dict[str, str]:
+    """The ``> <TAG>`` data items after ``M  END``, as raw text (multi-line values joined by newlines)."""
+    _, found, data = record.partition("M  END")
+    if not found:
+        return {}
+    properties: dict[str, str] = {}
+    tag, value_lines = None, []
+    for line in data.splitlines():
+        if line.startswith(">"):
+            if tag is not None:
+                properties[tag] = "\n".join(value_lines)
+            start, end = line.find("<"), line.find(">", line.find("<") + 1)
+            tag = line[start + 1 : end] if 0 < start < end else None
+            value_lines = []
+        elif tag is not None:
+            if line.strip() == "":
+                properties[tag] = "\n".join(value_lines)
+                tag = None
+            else:
+                value_lines.append(line.rstrip("\r"))
+    if tag is not None:
+        properties[tag] = "\n".join(value_lines)
+    return properties
+
+
+def _rdkit_reason(parse) -> str:
+    """Run a failing RDKit parse again with its error log captured, and return RDKit's first complaint."""
+    with rdBase.CaptureErrorLog() as log:
+        parse()
+    messages = [line.split("] ", 1)[-1].strip() for line in log.messages.strip().splitlines()]
+    messages = [m.removeprefix("ERROR: ") for m in messages if m and "moving to the beginning" not in m]
+    return messages[0] if messages else "RDKit could not parse it"
+
+
+def _parse_mol_block(block: str):
+    """One SDF record through RDKit's SD reader (its error log names the bad line), hydrogens kept."""
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(block + "$$$$\n", sanitize=True, removeHs=False)
+    return supplier[0] if len(supplier) else None
+
+
+class MoleBlendFeaturizer(FeatureExtractionMixin):
+    """Turns molecules into MoleBlend's inputs: atom features, degree, shortest paths, the bonds along them,
+    and 3D coordinates.
+
+    Args:
+        conformer: where 3D coordinates come from. "input": the input's own (SDF / conformer on a Mol), an error
+            if it has none; "generate": always ETKDGv3 (seeded, optional MMFF); "auto": the input's when present,
+            else generated; "none": 2D only (``has_3d`` False). A conformer whose z are all 0 is not 3D.
+        max_atoms: the largest molecule accepted (atoms in the graph: heavy atoms, or all with
+            ``keep_hydrogens``); larger ones are a ``MoleculeTooLargeError`` (or a reported skip).
+        errors: "raise" (default): the first bad input raises a ``MoleculeError`` (a ``ValueError``) naming its
+            index, text and reason; "skip": bad inputs are left out and listed in the report.
+        num_workers: worker processes for conformer generation (0 = in this process, without the hard time
+            limit). Each worker has a per-molecule time limit and a dead worker fails only its own molecule.
+        seed: the ETKDG random seed (the same for every molecule, so results do not depend on order or workers).
+        keep_hydrogens: keep every hydrogen as a graph atom (default: heavy atoms only; isotopic hydrogens such
+            as deuterium are always atoms).
+        mmff: relax generated conformers with MMFF94 (skipped, and noted in the report, when MMFF has no
+            parameters for the molecule).
+        conformer_retries: extra embedding attempts (seed + k; the last from random coordinates).
+        conformer_timeout: seconds per molecule for conformer generation.
+        conformer_fallback: "error" (default): a molecule without 3D where 3D was asked for is an error;
+            "2d": keep it without 3D (``has_3d`` False) and list it in ``report.without_3d``.
+        allowed_elements: if given, element symbols outside it are an ``UnsupportedAtomError``. Dummy ("*")
+            and query atoms are always unsupported.
+        max_hops: bonds kept along each shortest path (the paper uses 5).
+        pad_to_multiple_of: passed to ``MoleBlendCollator`` by ``__call__``.
+    """
+
+    model_input_names = ["atom_ids", "degree", "atom_mask", "spd", "path_bonds", "bond_features", "coordinates"]
+
+    def __init__(
+        self,
+        conformer: str = "auto",
+        max_atoms: int = 512,
+        errors: str = "raise",
+        num_workers: int = 1,
+        seed: int = 0,
+        keep_hydrogens: bool = False,
+        mmff: bool = True,
+        conformer_retries: int = 3,
+        conformer_timeout: float = 60.0,
+        conformer_fallback: str = "error",
+        allowed_elements: list[str] | None = None,
+        max_hops: int = MAX_HOPS,
+        pad_to_multiple_of: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if Chem is None:
+            raise ImportError("MoleBlendFeaturizer needs RDKit: pip install rdkit")
+        checks = [
+            (conformer in CONFORMER_POLICIES, f"conformer must be one of {CONFORMER_POLICIES}, got {conformer!r}"),
+            (errors in ("raise", "skip"), f"errors must be 'raise' or 'skip', got {errors!r}"),
+            (
+                conformer_fallback in ("error", "2d"),
+                f"conformer_fallback must be 'error' or '2d', got {conformer_fallback!r}",
+            ),
+            (isinstance(max_atoms, int) and max_atoms >= 1, f"max_atoms must be a positive int, got {max_atoms!r}"),
+            (
+                isinstance(num_workers, int) and num_workers >= 0,
+                f"num_workers must be an int >= 0, got {num_workers!r}",
+            ),
+            (conformer_retries >= 0, f"conformer_retries must be >= 0, got {conformer_retries!r}"),
+            (conformer_timeout > 0, f"conformer_timeout must be > 0 seconds, got {conformer_timeout!r}"),
+            (1 <= max_hops <= 32, f"max_hops must be in 1..32, got {max_hops!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        self.conformer = conformer
+        self.max_atoms = max_atoms
+        self.errors = errors
+        self.num_workers = num_workers
+        self.seed = seed
+        self.keep_hydrogens = keep_hydrogens
+        self.mmff = mmff
+        self.conformer_retries = conformer_retries
+        self.conformer_timeout = float(conformer_timeout)
+        self.conformer_fallback = conformer_fallback
+        self.allowed_elements = sorted(allowed_elements) if allowed_elements is not None else None
+        self.max_hops = max_hops
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in super().to_dict().items() if not k.startswith("_")}
+
+    # ------------------------------------------------------------------ public API
+
+    def __call__(
+        self,
+        molecules,
+        return_tensors: str | None = "pt",
+        labels: Sequence | None = None,
+        label_columns: Sequence[str] | None = None,
+        **overrides,
+    ) -> BatchFeature:
+        """Featurize and pad: a ``BatchFeature`` that ``MoleBlendModel(**batch)`` accepts.
+
+        ``labels`` (one value or list per input) or ``label_columns`` (SDF property tags) add a float
+        ``labels`` tensor [B, tasks] with NaN for missing values. ``return_tensors``: "pt" or "np".
+        ``overrides`` change this call's settings (e.g. ``errors="skip"``) without changing the featurizer.
+        """
+        result = self.featurize(molecules, labels=labels, label_columns=label_columns, **overrides)
+        if not result.features:
+            raise ValueError(f"no molecule could be featurized.\n{result.report.summary()}")
+        collator = MoleBlendCollator(self.pad_to_multiple_of, return_tensors=return_tensors or "np")
+        batch = collator(result.features)
+        batch.input_indices = result.input_indices
+        batch.properties = result.properties
+        batch.report = result.report
+        return batch
+
+    def featurize(
+        self,
+        molecules,
+        labels: Sequence | None = None,
+        label_columns: Sequence[str] | None = None,
+        progress: bool | None = None,
+        **overrides,
+    ) -> FeaturizationResult:
+        """Per-molecule, unpadded numpy arrays (what a ``datasets`` table stores and the collator pads)."""
+        settings = self._with_overrides(overrides)
+        started = time.perf_counter()
+        with rdBase.BlockLogs():  # failures are reported through our errors, not RDKit's stderr log
+            records = list(self._records(molecules))
+        if not records:
+            raise ValueError("no molecules given (an empty list, or an SDF file without records)")
+        if labels is not None and len(labels) != len(records):
+            raise ValueError(f"got {len(labels)} labels for {len(records)} molecules")
+        report = FeaturizationReport(num_inputs=len(records))
+        show = progress if progress is not None else len(records) >= PROGRESS_MIN_MOLECULES
+
+        features: dict[int, dict] = {}
+        needs_conformer: list[tuple[int, object]] = []
+        with rdBase.BlockLogs():
+            for record in self._progress(records, show, "featurizing"):
+                try:
+                    features[record.index] = self._featurize_record(record, settings, labels, label_columns)
+                except MoleculeError as error:
+                    self._fail(error, settings, report)
+                    continue
+                if self._wants_generation(features[record.index], settings):
+                    needs_conformer.append((record.index, record.mol))
+
+        if needs_conformer:
+            self._add_conformers(features, needs_conformer, records, settings, report, show)
+
+        kept = sorted(features)
+        for index in kept:
+            fallback = features[index].pop("_fallback", None)
+            if fallback is not None:
+                report.add(report.without_3d, fallback)
+        names = sorted({tag for r in records for tag in r.properties})
+        by_index = {r.index: r for r in records}
+        properties = {tag: [by_index[i].properties.get(tag) for i in kept] for tag in names}
+        report.seconds = time.perf_counter() - started
+        return FeaturizationResult([features[i] for i in kept], kept, properties, report)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _records(self, molecules) -> Iterator[_Record]:
+        if isinstance(molecules, (str, bytes)) or (Chem is not None and isinstance(molecules, Chem.Mol)):
+            molecules = [molecules]
+        elif isinstance(molecules, os.PathLike):
+            yield from self._sdf_file_records(Path(molecules))
+            return
+        elif not isinstance(molecules, Iterable):
+            raise TypeError(
+                f"molecules must be a SMILES str, an RDKit Mol, a list of them, or an os.PathLike to a .sdf/.sdf.gz "
+                f"file; got {type(molecules).__name__}"
+            )
+        for index, item in enumerate(molecules):
+            yield self._item_record(index, item)
+
+    def _item_record(self, index: int, item) -> _Record:
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", errors="replace")
+        if isinstance(item, str):
+            mol = Chem.MolFromSmiles(item)
+            if mol is None:
+                reason = _rdkit_reason(lambda: Chem.MolFromSmiles(item))
+                if item.strip().lower().endswith((".sdf", ".sdf.gz")):
+                    reason += " (a str is read as SMILES: pass a pathlib.Path to read an SDF file)"
+                return _Record(index, item, error=InvalidMoleculeError(index, item, f"invalid SMILES: {reason}"))
+            return _Record(index, item, mol=mol)
+        if isinstance(item, Chem.Mol):
+            text = _describe_mol(item)
+            mol = Chem.Mol(item)
+            try:
+                Chem.SanitizeMol(mol)
+            except Exception as error:  # RDKit raises its own exception types here
+                return _Record(index, text, error=InvalidMoleculeError(index, text, f"cannot sanitize: {error}"))
+            return _Record(index, text, mol=mol, properties={k: str(v) for k, v in item.GetPropsAsDict().items()})
+        text = repr(item)
+        why = "None (a molecule RDKit failed to parse?)" if item is None else f"unsupported type {type(item).__name__}"
+        return _Record(index, text, error=InvalidMoleculeError(index, text, f"not a SMILES str or RDKit Mol: {why}"))
+
+    def _sdf_file_records(self, path: Path) -> Iterator[_Record]:
+        if not path.exists():
+            raise FileNotFoundError(f"SDF file not found: {path}")
+        if not path.name.lower().endswith((".sdf", ".sdf.gz", ".mol", ".sd", ".sd.gz")):
+            raise ValueError(f"expected a .sdf or .sdf.gz file, got {path.name!r}")
+        for index, line, block in _sdf_records(path):
+            title = block.split("\n", 1)[0].strip()
+            text = f"{path.name} record {index} (from line {line}, title {title!r})"
+            properties = _sdf_properties(block)
+            mol = _parse_mol_block(block)
+            if mol is None:
+                reason = _rdkit_reason(lambda b=block: _parse_mol_block(b))
+                error = InvalidMoleculeError(index, text, f"corrupt or unsanitizable SDF record: {reason}")
+                yield _Record(index, text, error=error, properties=properties)
+            else:
+                yield _Record(index, text, mol=mol, properties=properties)
+
+    # ------------------------------------------------------------------ one molecule
+
+    def _featurize_record(self, record: _Record, settings: dict, labels, label_columns) -> dict:
+        if record.error is not None:
+            raise record.error
+        mol = self._clean(record, settings)
+        record.mol = mol
+        features = molecule_relations(mol, settings["max_hops"])
+        coordinates = conformer_coordinates(mol) if settings["conformer"] in ("auto", "input") else None
+        features["has_3d"] = np.bool_(coordinates is not None)
+        features["coordinates"] = (
+            coordinates if coordinates is not None else np.zeros((mol.GetNumAtoms(), 3), np.float32)
+        )
+        features["num_atoms"] = np.int64(mol.GetNumAtoms())
+        if labels is not None:
+            values = labels[record.index]
+            values = [values] if np.ndim(values) == 0 else list(values)
+            names = label_columns or [f"label {k}" for k in range(len(values))]
+            features["labels"] = np.array(
+                [parse_label(v, record.index, record.text, n) for v, n in zip(values, names)], dtype=np.float32
+            )
+        elif label_columns:
+            features["labels"] = np.array(
+                [parse_label(record.properties.get(t), record.index, record.text, t) for t in label_columns],
+                dtype=np.float32,
+            )
+        if settings["conformer"] == "input" and coordinates is None:
+            error = ConformerError(record.index, record.text, "the input has no 3D coordinates (conformer='input')")
+            if settings["conformer_fallback"] == "error":
+                raise error
+            features["_fallback"] = error
+        return features
+
+    def _clean(self, record: _Record, settings: dict):
+        """Hydrogen policy, then the atom checks: dummy/query atoms, allowed elements, empty, too large."""
+        mol = record.mol
+        if settings["keep_hydrogens"]:
+            mol = Chem.AddHs(mol, addCoords=mol.GetNumConformers() > 0)
+        elif any(atom.GetAtomicNum() == 1 for atom in mol.GetAtoms()):
+            params = Chem.RemoveHsParameters()
+            params.removeDefiningBondStereo = True
+            params.removeWithWedgedBond = True
+            mol = Chem.RemoveHs(mol, params)  # isotopic H (deuterium, tritium) stay: removeIsotopes is False
+        allowed = set(settings["allowed_elements"]) if settings["allowed_elements"] is not None else None
+        for atom in mol.GetAtoms():
+            if atom.GetAtomicNum() == 0 or atom.HasQuery():
+                reason = f"dummy or query atom {atom.GetSymbol()!r} at atom index {atom.GetIdx()}"
+                raise UnsupportedAtomError(record.index, record.text, reason)
+            if allowed is not None and atom.GetSymbol() not in allowed:
+                reason = f"element {atom.GetSymbol()!r} (atom {atom.GetIdx()}) is not in allowed_elements"
+                raise UnsupportedAtomError(record.index, record.text, reason)
+        if mol.GetNumAtoms() == 0:
+            raise EmptyMoleculeError(record.index, record.text, "no atoms")
+        if mol.GetNumAtoms() > settings["max_atoms"]:
+            what = "atoms" if settings["keep_hydrogens"] else "heavy atoms"
+            reason = f"{mol.GetNumAtoms()} {what} > max_atoms={settings['max_atoms']}"
+            raise MoleculeTooLargeError(record.index, record.text, reason)
+        return mol
+
+    # ------------------------------------------------------------------ conformers
+
+    @staticmethod
+    def _wants_generation(features: dict, settings: dict) -> bool:
+        if settings["conformer"] == "generate":
+            return True
+        return settings["conformer"] == "auto" and not features["has_3d"]
+
+    def _add_conformers(self, features, needs_conformer, records, settings, report, show) -> None:
+        conformer_settings = ConformerSettings(
+            seed=settings["seed"],
+            mmff=settings["mmff"],
+            retries=settings["conformer_retries"],
+            timeout=settings["conformer_timeout"],
+        )
+        bar = self._progress(None, show, "generating conformers", total=len(needs_conformer))
+        results = generate_conformers(
+            needs_conformer, conformer_settings, settings["num_workers"], progress=bar.update if bar else None
+        )
+        if bar:
+            bar.close()
+        text = {r.index: r.text for r in records}
+        for index, _ in needs_conformer:
+            result = results[index]
+            if result.coordinates is not None:
+                features[index]["coordinates"] = result.coordinates
+                features[index]["has_3d"] = np.bool_(True)
+                for note in result.notes:
+                    report.add(report.notes, ConformerError(index, text[index], note))
+                continue
+            kind = ConformerTimeoutError if result.timed_out else ConformerError
+            error = kind(index, text[index], result.error)
+            if settings["conformer_fallback"] == "2d":
+                features[index]["_fallback"] = error
+                continue
+            del features[index]
+            self._fail(error, settings, report)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _with_overrides(self, overrides: dict) -> dict:
+        settings = {k: v for k, v in self.to_dict().items() if k != "feature_extractor_type"}
+        unknown = set(overrides) - set(settings)
+        if unknown:
+            raise TypeError(f"unknown featurizer settings: {sorted(unknown)}")
+        settings.update(overrides)
+        if overrides:
+            type(self)(**settings)  # validates the overridden values
+        return settings
+
+    @staticmethod
+    def _fail(error: MoleculeError, settings: dict, report: FeaturizationReport) -> None:
+        if settings["errors"] == "raise":
+            raise error
+        report.add(report.skipped, error)
+
+    @staticmethod
+    def _progress(iterable, show: bool, description: str, total: int | None = None):
+        if not show or tqdm is None:
+            return iterable
+        return tqdm(iterable, total=total, desc=description, unit="mol", dynamic_ncols=True)
+
+
+def _describe_mol(mol) -> str:
+    """A short text for a Mol in messages: its name if it has one, else its SMILES."""
+    name = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
+    try:
+        smiles = Chem.MolToSmiles(mol)
+    except Exception:  # an unsanitizable Mol may not write SMILES
+        smiles = f"<Mol with {mol.GetNumAtoms()} atoms>"
+    return f"{name}: {smiles}" if name else smiles
