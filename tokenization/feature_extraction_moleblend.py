@@ -416,6 +416,7 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         mol = self._clean(record, settings)
         record.mol = mol
         features = molecule_relations(mol, settings["max_hops"])
+        self._check_atoms(record, features["atom_ids"], settings)
         coordinates = conformer_coordinates(mol) if settings["conformer"] in ("auto", "input") else None
         features["has_3d"] = np.bool_(coordinates is not None)
         features["coordinates"] = (
@@ -442,23 +443,15 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         return features
 
     def _clean(self, record: _Record, settings: dict):
-        """Hydrogen policy, then the atom checks: dummy/query atoms, allowed elements, empty, too large."""
+        """Hydrogen policy, then the size checks (before any O(N^2) work)."""
         mol = record.mol
         if settings["keep_hydrogens"]:
             mol = Chem.AddHs(mol, addCoords=mol.GetNumConformers() > 0)
-        elif any(atom.GetAtomicNum() == 1 for atom in mol.GetAtoms()):
+        elif mol.GetNumHeavyAtoms() != mol.GetNumAtoms():
             params = Chem.RemoveHsParameters()
             params.removeDefiningBondStereo = True
             params.removeWithWedgedBond = True
             mol = Chem.RemoveHs(mol, params)  # isotopic H (deuterium, tritium) stay: removeIsotopes is False
-        allowed = set(settings["allowed_elements"]) if settings["allowed_elements"] is not None else None
-        for atom in mol.GetAtoms():
-            if atom.GetAtomicNum() == 0 or atom.HasQuery():
-                reason = f"dummy or query atom {atom.GetSymbol()!r} at atom index {atom.GetIdx()}"
-                raise UnsupportedAtomError(record.index, record.text, reason)
-            if allowed is not None and atom.GetSymbol() not in allowed:
-                reason = f"element {atom.GetSymbol()!r} (atom {atom.GetIdx()}) is not in allowed_elements"
-                raise UnsupportedAtomError(record.index, record.text, reason)
         if mol.GetNumAtoms() == 0:
             raise EmptyMoleculeError(record.index, record.text, "no atoms")
         if mol.GetNumAtoms() > settings["max_atoms"]:
@@ -466,6 +459,24 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
             reason = f"{mol.GetNumAtoms()} {what} > max_atoms={settings['max_atoms']}"
             raise MoleculeTooLargeError(record.index, record.text, reason)
         return mol
+
+    @staticmethod
+    def _check_atoms(record: _Record, atom_ids: np.ndarray, settings: dict) -> None:
+        """Dummy/query atoms (atomic number 0) and elements outside ``allowed_elements`` are unsupported."""
+        atomic_numbers = atom_ids[:, 0].astype(np.int64)  # = atomic number for 1..118, 119 for "other"
+        dummies = np.flatnonzero(atomic_numbers == 119)
+        if len(dummies):
+            atom = record.mol.GetAtomWithIdx(int(dummies[0]))
+            reason = f"dummy or query atom {atom.GetSymbol()!r} at atom index {atom.GetIdx()}"
+            raise UnsupportedAtomError(record.index, record.text, reason)
+        if settings["allowed_elements"] is not None:
+            table = Chem.GetPeriodicTable()
+            allowed = [table.GetAtomicNumber(symbol) for symbol in settings["allowed_elements"]]
+            outside = np.flatnonzero(~np.isin(atomic_numbers, allowed))
+            if len(outside):
+                atom = record.mol.GetAtomWithIdx(int(outside[0]))
+                reason = f"element {atom.GetSymbol()!r} (atom {atom.GetIdx()}) is not in allowed_elements"
+                raise UnsupportedAtomError(record.index, record.text, reason)
 
     # ------------------------------------------------------------------ conformers
 

@@ -1,0 +1,959 @@
+"""PyTorch MoleBlend: a Transformer over atoms whose attention is biased by 2D and 3D molecular relations, with
+the MoleBLEND "blend-then-predict" pretraining objective (Yu et al., ICLR 2024).
+
+Notation in shapes: ``batch`` molecules, ``atoms`` padded atoms, ``tokens`` = atoms + 1 (the graph token comes
+first), ``heads`` attention heads, ``hidden`` the model width, ``kernels`` Gaussian distance kernels.
+
+Inputs are the keys of ``MoleBlendFeaturizer(...)(molecules, return_tensors="pt")``: ``model(**batch)`` works.
+"""
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput, can_return_tuple, logging
+
+from .configuration_moleblend import MoleBlendConfig
+
+logger = logging.get_logger(__name__)
+
+# Which relation an atom pair shows under modality blending.
+PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D = 0, 1, 2
+IGNORE_INDEX = -100
+# Keys of the pretraining heads; a property-prediction model drops them on load (and says so).
+PRETRAINING_HEADS_PREFIX = "pretrain_heads."
+# Every MoleBlend class a Hub export should be loadable with (``auto_map`` lists only saved classes otherwise).
+EXPORTED_AUTO_CLASSES = {
+    "AutoConfig": "configuration_moleblend.MoleBlendConfig",
+    "AutoModel": "modeling_moleblend.MoleBlendModel",
+    "AutoModelForSequenceClassification": "modeling_moleblend.MoleBlendForPropertyPrediction",
+    "AutoModelForPreTraining": "modeling_moleblend.MoleBlendForPretraining",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass
+class MoleBlendModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state: `[batch, tokens, hidden]`, token 0 is the graph token.
+        pooler_output: `[batch, hidden]`, the graph token's final state (the molecule's embedding).
+        hidden_states: tuple of `[batch, tokens, hidden]`, the embeddings and every layer's output.
+        attentions: tuple of `[batch, heads, tokens, tokens]` per layer (eager attention only).
+        attention_bias: `[batch, heads, tokens, tokens]`, the bias every layer adds to its attention logits
+            (padded keys hold `finfo.min`); returned with `output_attention_bias=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    attention_bias: torch.FloatTensor | None = None
+
+
+@dataclass
+class MoleBlendPropertyPredictionOutput(ModelOutput):
+    """
+    Args:
+        loss: scalar, over the non-missing (non-NaN) labels only.
+        logits: `[batch, num_labels]`; regression values are in the labels' real units.
+        hidden_states, attentions: as in `MoleBlendModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class MoleBlendForPretrainingOutput(ModelOutput):
+    """
+    Args:
+        loss: the weighted sum of the four components below (weights from the config).
+        spd_loss: cross-entropy of the shortest-path-length head.
+        edge_loss: cross-entropy of the bond-along-the-path head.
+        distance_loss: loss of the 3D relation head (distance regression, or 1 - cos for "direction").
+        denoise_loss: 1 - cos between predicted and true coordinate noise.
+        hidden_states, attentions: as in `MoleBlendModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    spd_loss: torch.FloatTensor | None = None
+    edge_loss: torch.FloatTensor | None = None
+    distance_loss: torch.FloatTensor | None = None
+    denoise_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Relations -> attention biases
+
+
+class MoleBlendShortestPathBias(nn.Module):
+    """Per-head bias from the shortest-path bond count. Counts above `max_spd` share its bucket; unreachable pairs
+    (other fragment, or padding) have their own row."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.max_spd = config.max_spd
+        self.embedding = nn.Embedding(config.max_spd + 2, config.num_attention_heads)
+
+    def forward(self, spd: torch.Tensor) -> torch.Tensor:
+        """`spd` `[batch, atoms, atoms]` (-1 = unreachable) -> `[batch, heads, atoms, atoms]`."""
+        spd = spd.long()
+        index = torch.where(spd < 0, self.max_spd + 1, spd.clamp(max=self.max_spd))
+        return self.embedding(index).permute(0, 3, 1, 2)
+
+
+class MoleBlendBondPathBias(nn.Module):
+    """Per-head bias from the bonds along a shortest path (multi-hop edge encoding).
+
+    Hop k embeds its bond's 3 features (mean), multiplies by a hop-specific `[heads, heads]` matrix; the hops are
+    summed and divided by their number, min(spd, max_hops).
+    """
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.max_hops = config.max_hops
+        self.bond_embedding = nn.Embedding(config.bond_vocab_size, config.num_attention_heads, padding_idx=0)
+        self.hop_matrices = nn.Parameter(torch.empty(config.max_hops, config.num_attention_heads, config.num_attention_heads))
+
+    def forward(self, path_bonds: torch.Tensor, bond_features: torch.Tensor) -> torch.Tensor:
+        """`path_bonds` `[batch, atoms, atoms, hops]` (1-based bond rows, 0 = no bond), `bond_features`
+        `[batch, bonds, 3]` -> `[batch, heads, atoms, atoms]`."""
+        batch, atoms = path_bonds.shape[:2]
+        path_bonds = path_bonds[..., : self.max_hops].long()
+        bonds = self.bond_embedding(bond_features.long()).mean(dim=-2)  # [batch, bonds, heads]
+        heads = bonds.shape[-1]
+        total = bonds.new_zeros(batch, atoms * atoms, heads)
+        # Transform the few bonds per hop first, then gather per pair: never a [batch, atoms, atoms, hops, heads]
+        for hop in range(path_bonds.shape[-1]):
+            rows = path_bonds[..., hop].reshape(batch, atoms * atoms, 1)
+            per_bond = bonds @ self.hop_matrices[hop]  # [batch, bonds, heads]
+            total = total + per_bond.gather(1, rows.expand(-1, -1, heads)) * (rows > 0)
+        num_hops = (path_bonds > 0).sum(-1).reshape(batch, atoms * atoms, 1).clamp(min=1)
+        return (total / num_hops).reshape(batch, atoms, atoms, heads).permute(0, 3, 1, 2)
+
+
+class MoleBlendGaussianKernels(nn.Module):
+    """Gaussian basis functions of interatomic distances: psi_k(a_ij d_ij + b_ij) with a learned affine per
+    atom-pair type (a_ij = a[z_i] + a[z_j], likewise b) and learned means and widths (sigma = |s| + 0.01)."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.pair_scale = nn.Parameter(torch.empty(config.num_atom_types))
+        self.pair_shift = nn.Parameter(torch.empty(config.num_atom_types))
+        self.means = nn.Parameter(torch.empty(config.num_kernels))
+        self.stds = nn.Parameter(torch.empty(config.num_kernels))
+
+    def forward(self, distances: torch.Tensor, atom_types: torch.Tensor) -> torch.Tensor:
+        """`distances` `[batch, atoms, atoms]`, `atom_types` `[batch, atoms]` -> `[batch, atoms, atoms, kernels]`."""
+        # float32 even in a bf16 model: distances need the precision
+        scale, shift = self.pair_scale.float()[atom_types], self.pair_shift.float()[atom_types]
+        x = (scale[:, :, None] + scale[:, None, :]) * distances.float() + shift[:, :, None] + shift[:, None, :]
+        std = self.stds.float().abs() + 0.01
+        psi = torch.exp(-0.5 * ((x[..., None] - self.means.float()) / std) ** 2) / (math.sqrt(2 * math.pi) * std)
+        return psi.to(self.means.dtype)
+
+
+class MoleBlendGeometryEncoder(nn.Module):
+    """The 3D relations: a per-head attention bias from distance kernels, and a per-atom feature (the kernels
+    summed over the other atoms). Both are zero for molecules without 3D coordinates."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.kernels = MoleBlendGaussianKernels(config)
+        self.bias_mlp = nn.Sequential(
+            nn.Linear(config.num_kernels, config.num_kernels),
+            ACT2FN[config.hidden_act],
+            nn.Linear(config.num_kernels, config.num_attention_heads),
+        )
+        self.atom_projection = nn.Linear(config.num_kernels, config.hidden_size)
+        self.atom_feature_scale = config.atom_3d_feature_scale
+
+    def forward(
+        self, coordinates: torch.Tensor, atom_types: torch.Tensor, atom_mask: torch.Tensor, has_3d: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the bias `[batch, heads, atoms, atoms]` and the atom feature `[batch, atoms, hidden]`."""
+        atoms = atom_mask.shape[1]
+        atom_has_3d = atom_mask & has_3d[:, None]
+        pair_has_3d = atom_has_3d[:, :, None] & atom_has_3d[:, None, :]
+        distances = torch.cdist(coordinates.float(), coordinates.float())
+        psi = self.kernels(distances, atom_types) * pair_has_3d[..., None]
+        bias = self.bias_mlp(psi) * pair_has_3d[..., None]
+        not_self = ~torch.eye(atoms, dtype=torch.bool, device=psi.device)
+        neighbour_sum = (psi * not_self[None, :, :, None]).sum(dim=2)
+        atom_feature = self.atom_projection(neighbour_sum) * atom_has_3d[..., None] * self.atom_feature_scale
+        return bias.permute(0, 3, 1, 2), atom_feature
+
+
+class MoleBlendAttentionBias(nn.Module):
+    """Completes the atom-pair bias to all tokens: one learned scalar per head for the graph token's row (it
+    attending to atoms) and column (atoms attending to it); padded keys get `finfo.min` (never -inf)."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.graph_token_row = nn.Parameter(torch.empty(config.num_attention_heads))
+        self.graph_token_column = nn.Parameter(torch.empty(config.num_attention_heads))
+
+    def forward(self, pair_bias: torch.Tensor, atom_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`pair_bias` `[batch, heads, atoms, atoms]` -> `[batch, heads, tokens, tokens]` in `dtype`."""
+        batch, heads, atoms, _ = pair_bias.shape
+        row = self.graph_token_row.to(pair_bias.dtype).view(1, heads, 1, 1).expand(batch, heads, 1, atoms + 1)
+        column = self.graph_token_column.to(pair_bias.dtype).view(1, heads, 1, 1).expand(batch, heads, atoms, 1)
+        bias = torch.cat([row, torch.cat([column, pair_bias], dim=-1)], dim=-2).to(dtype)
+        key_mask = torch.cat([atom_mask.new_ones(batch, 1), atom_mask], dim=1)
+        return bias.masked_fill(~key_mask[:, None, None, :], torch.finfo(dtype).min).contiguous()
+
+
+class MoleBlendEmbeddings(nn.Module):
+    """Atom tokens: the sum of the 9 atom-feature embeddings plus the structural atom feature (degree embedding
+    and/or 3D atom feature, decided by the model), with the graph token prepended; then LayerNorm and dropout."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.atom_embedding = nn.Embedding(config.atom_vocab_size, config.hidden_size, padding_idx=0)
+        uses_2d = config.input_modality in ("2d", "2d3d")
+        self.degree_embedding = nn.Embedding(config.num_degrees, config.hidden_size) if uses_2d else None
+        self.graph_token = nn.Parameter(torch.empty(config.hidden_size))
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def embed_degree(self, degree: torch.Tensor) -> torch.Tensor:
+        """`degree` `[batch, atoms]` -> `[batch, atoms, hidden]` (degrees above the table share its last row)."""
+        return self.degree_embedding(degree.long().clamp(0, self.degree_embedding.num_embeddings - 1))
+
+    def forward(self, atom_ids: torch.Tensor, structure_feature: torch.Tensor | None) -> torch.Tensor:
+        """`atom_ids` `[batch, atoms, 9]`, `structure_feature` `[batch, atoms, hidden]` -> `[batch, tokens, hidden]`."""
+        atoms = self.atom_embedding(atom_ids.long()).sum(dim=-2)
+        if structure_feature is not None:
+            atoms = atoms + structure_feature
+        graph_token = self.graph_token.to(atoms.dtype).expand(atoms.shape[0], 1, -1)
+        return self.dropout(self.layer_norm(torch.cat([graph_token, atoms], dim=1)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Encoder
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    position_bias: torch.Tensor | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention with an additive per-head bias. `query`/`key`/`value` `[batch, heads, tokens, head_dim]`,
+    `position_bias` `[batch, heads, tokens, tokens]`; returns `[batch, tokens, heads, head_dim]` and the weights."""
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if position_bias is not None:
+        scores = scores + position_bias
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, weights
+
+
+class MoleBlendSelfAttention(nn.Module):
+    """Multi-head self-attention over all tokens with the relation bias; dispatched to eager, SDPA or flex."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_causal = False  # SDPA defaults to causal when a module lacks this attribute
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, position_bias: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, tokens, _ = hidden_states.shape
+        shape = (batch, tokens, self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        output, weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            None,  # key padding is folded into position_bias
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            position_bias=position_bias,
+            is_causal=False,
+            output_attentions=output_attentions,
+        )
+        output = self.o_proj(output.reshape(batch, tokens, -1))
+        return output, (weights if output_attentions else None)
+
+
+class MoleBlendFeedForward(nn.Module):
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.activation_dropout = nn.Dropout(config.activation_dropout)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation_dropout(self.activation(self.fc1(hidden_states))))
+
+
+class MoleBlendDropPath(nn.Module):
+    """Stochastic depth per molecule: in training, a molecule's whole residual branch is dropped with probability
+    `rate` (the reference drops per token, a bug)."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, branch: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return branch
+        keep = 1.0 - self.rate
+        mask = branch.new_empty(branch.shape[0], *([1] * (branch.dim() - 1))).bernoulli_(keep)
+        return branch * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+class MoleBlendLayer(GradientCheckpointingLayer):
+    """Post-LN Transformer layer: x = LN(x + DropPath(Drop(MHA(x)))); x = LN(x + DropPath(Drop(FFN(x))))."""
+
+    def __init__(self, config: MoleBlendConfig, drop_path_rate: float):
+        super().__init__()
+        self.attention = MoleBlendSelfAttention(config)
+        self.attention_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = MoleBlendFeedForward(config)
+        self.output_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.drop_path = MoleBlendDropPath(drop_path_rate)
+
+    def forward(
+        self, hidden_states: torch.Tensor, position_bias: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(hidden_states, position_bias, output_attentions)
+        hidden_states = self.attention_layer_norm(hidden_states + self.drop_path(self.dropout(attended)))
+        transformed = self.feed_forward(hidden_states)
+        hidden_states = self.output_layer_norm(hidden_states + self.drop_path(self.dropout(transformed)))
+        return hidden_states, weights
+
+
+class MoleBlendEncoder(nn.Module):
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        layers = config.num_hidden_layers
+        # drop-path grows linearly from 0 (first layer) to drop_path_rate (last layer)
+        rates = [config.drop_path_rate * i / max(layers - 1, 1) for i in range(layers)]
+        self.layers = nn.ModuleList([MoleBlendLayer(config, rate) for rate in rates])
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_bias: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            # hidden states positional, the rest by keyword: what GradientCheckpointingLayer expects
+            hidden_states, weights = layer(hidden_states, position_bias=position_bias, output_attentions=output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (weights,)
+        return hidden_states, all_hidden_states, all_attentions
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models
+
+
+class MoleBlendPreTrainedModel(PreTrainedModel):
+    config_class = MoleBlendConfig
+    base_model_prefix = "moleblend"
+    main_input_name = "atom_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MoleBlendLayer"]
+    _supports_sdpa = True
+    _supports_flex_attn = True  # GPU only in practice: flex has no CPU backward and no dropout
+    _supports_flash_attn = False  # flash kernels take no arbitrary float bias
+    _keys_to_ignore_on_load_unexpected = [re.escape(PRETRAINING_HEADS_PREFIX)]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        # transformers.initialization functions skip tensors already loaded from a checkpoint
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, MoleBlendEmbeddings):
+            init.normal_(module.graph_token, std=std)
+        elif isinstance(module, MoleBlendAttentionBias):
+            init.normal_(module.graph_token_row, std=std)
+            init.normal_(module.graph_token_column, std=std)
+        elif isinstance(module, MoleBlendBondPathBias):
+            init.normal_(module.hop_matrices, std=std)
+        elif isinstance(module, MoleBlendGaussianKernels):
+            init.constant_(module.pair_scale, 0.5)  # a_ij = 1 and b_ij = 0 for every pair type at first
+            init.zeros_(module.pair_shift)
+            init.uniform_(module.means, 0.0, 10.0)  # angstrom: bonded to across a drug-like molecule
+            init.uniform_(module.stds, 0.5, 3.0)
+
+    def _adjust_missing_and_unexpected_keys(self, loading_info, *args, **kwargs):
+        # Pretraining heads are dropped quietly by `_keys_to_ignore_on_load_unexpected`; say which ones.
+        unexpected = getattr(loading_info, "unexpected_keys", None) or ()
+        dropped = sorted(key for key in unexpected if key.startswith(PRETRAINING_HEADS_PREFIX))
+        if dropped:
+            heads = sorted({key.split(".")[1] for key in dropped if key.count(".") >= 1})
+            logger.warning(
+                f"{type(self).__name__}: dropped {len(dropped)} pretraining-head tensors from the checkpoint "
+                f"(pretrain_heads: {', '.join(heads)}); the encoder weights were loaded."
+            )
+        return super()._adjust_missing_and_unexpected_keys(loading_info, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if self.is_remote_code():
+            # `auto_map` only lists the classes of saved objects: name them all, so AutoModel & co load the export
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            for auto_class, reference in EXPORTED_AUTO_CLASSES.items():
+                auto_map.setdefault(auto_class, reference)
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class MoleBlendModel(MoleBlendPreTrainedModel):
+    """The MoleBlend encoder. `config.input_modality` decides what it sees: "2d" (shortest-path and bond-path
+    biases, degree embedding), "3d" (distance-kernel bias, 3D atom feature) or "2d3d" (both, summed). Molecules
+    with `has_3d` False get no 3D bias and no 3D atom feature in any mode.
+
+    Under modality blending (pretraining) `blend_pair_modality` picks one relation per atom pair and
+    `blend_atom_3d` picks, per atom, the 3D atom feature instead of the degree embedding.
+    """
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__(config)
+        self.uses_2d = config.input_modality in ("2d", "2d3d")
+        self.uses_3d = config.input_modality in ("3d", "2d3d")
+        self.embeddings = MoleBlendEmbeddings(config)
+        self.shortest_path_bias = MoleBlendShortestPathBias(config) if self.uses_2d else None
+        self.bond_path_bias = MoleBlendBondPathBias(config) if self.uses_2d else None
+        self.geometry = MoleBlendGeometryEncoder(config) if self.uses_3d else None
+        self.attention_bias = MoleBlendAttentionBias(config)
+        self.encoder = MoleBlendEncoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.atom_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.embeddings.atom_embedding = value
+
+    def _check_inputs(self, **inputs):
+        needed = ["atom_ids"]
+        if self.uses_2d:
+            needed += ["degree", "spd", "path_bonds", "bond_features"]
+        if self.uses_3d:
+            needed += ["coordinates"]
+        missing = [name for name in needed if inputs[name] is None]
+        if missing:
+            raise ValueError(
+                f"MoleBlendModel with input_modality={self.config.input_modality!r} needs {missing}; pass the "
+                "whole batch of MoleBlendFeaturizer(...)(molecules, return_tensors='pt')"
+            )
+
+    @can_return_tuple
+    def forward(
+        self,
+        atom_ids: torch.LongTensor,
+        degree: torch.LongTensor | None = None,
+        atom_mask: torch.BoolTensor | None = None,
+        spd: torch.Tensor | None = None,
+        path_bonds: torch.Tensor | None = None,
+        bond_features: torch.LongTensor | None = None,
+        coordinates: torch.FloatTensor | None = None,
+        has_3d: torch.BoolTensor | None = None,
+        num_atoms: torch.LongTensor | None = None,
+        blend_pair_modality: torch.LongTensor | None = None,
+        blend_atom_3d: torch.BoolTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attention_bias: bool = False,
+        return_dict: bool | None = None,
+    ) -> MoleBlendModelOutput:
+        r"""
+        Args:
+            atom_ids: `[batch, atoms, 9]` offset ids of the 9 atom features (0 = padding).
+            degree: `[batch, atoms]` graph degree.
+            atom_mask: `[batch, atoms]` True for real atoms (default: `atom_ids[..., 0] != 0`).
+            spd: `[batch, atoms, atoms]` shortest-path bond counts, -1 = unreachable / padding.
+            path_bonds: `[batch, atoms, atoms, hops]` 1-based rows of `bond_features` along a shortest path.
+            bond_features: `[batch, bonds, 3]` offset ids of the bond features (row 0 = padding).
+            coordinates: `[batch, atoms, 3]` angstrom.
+            has_3d: `[batch]` whether a molecule's coordinates are real (default: any non-zero coordinate).
+            num_atoms: accepted and ignored (`atom_mask` carries it).
+            blend_pair_modality: `[batch or 1, atoms, atoms]` 0 = shortest path, 1 = bond path, 2 = 3D: the one
+                relation each pair shows (modality blending; needs input_modality "2d3d").
+            blend_atom_3d: `[batch or 1, atoms]` True where an atom gets the 3D atom feature instead of its degree
+                embedding (modality blending).
+            output_attention_bias: also return the `[batch, heads, tokens, tokens]` bias.
+        """
+        self._check_inputs(atom_ids=atom_ids, degree=degree, spd=spd, path_bonds=path_bonds,
+                           bond_features=bond_features, coordinates=coordinates)  # fmt: skip
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        blending = blend_pair_modality is not None or blend_atom_3d is not None
+        if blending and not (self.uses_2d and self.uses_3d):
+            raise ValueError("modality blending needs input_modality='2d3d'")
+        if atom_mask is None:
+            atom_mask = atom_ids[..., 0] != 0
+        atom_mask = atom_mask.bool()
+        batch, atoms = atom_mask.shape
+
+        pair_biases: dict[int, torch.Tensor] = {}
+        degree_feature = atom_3d_feature = None
+        if self.uses_2d:
+            pair_biases[PAIR_SHOWS_SPD] = self.shortest_path_bias(spd)
+            pair_biases[PAIR_SHOWS_EDGE] = self.bond_path_bias(path_bonds, bond_features)
+            degree_feature = self.embeddings.embed_degree(degree)
+        if self.uses_3d:
+            if has_3d is None:
+                has_3d = coordinates.flatten(1).abs().amax(dim=1) > 0
+            pair_biases[PAIR_SHOWS_3D], atom_3d_feature = self.geometry(
+                coordinates, atom_ids[..., 0].long(), atom_mask, has_3d.bool()
+            )
+
+        if blend_pair_modality is not None:
+            shown = F.one_hot(blend_pair_modality.long(), 3).permute(0, 3, 1, 2)[:, :, None]  # [b, 3, 1, n, n]
+            pair_bias = sum(pair_biases[k] * shown[:, k] for k in (PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D))
+        else:
+            pair_bias = sum(pair_biases.values())
+        if blend_atom_3d is not None:
+            structure_feature = torch.where(blend_atom_3d[..., None].bool(), atom_3d_feature, degree_feature)
+        else:
+            features = [f for f in (degree_feature, atom_3d_feature) if f is not None]
+            structure_feature = sum(features) if features else None
+
+        hidden_states = self.embeddings(atom_ids, structure_feature)
+        position_bias = self.attention_bias(pair_bias, atom_mask, hidden_states.dtype)
+        hidden_states, all_hidden_states, all_attentions = self.encoder(
+            hidden_states, position_bias, output_attentions, output_hidden_states
+        )
+        return MoleBlendModelOutput(
+            last_hidden_state=hidden_states,
+            pooler_output=hidden_states[:, 0],
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+            attention_bias=position_bias if output_attention_bias else None,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Property prediction
+
+
+class MoleBlendPropertyHead(nn.Module):
+    """Graph token -> Dropout -> Linear(d, d) -> GELU -> Linear(d, num_labels)."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.activation(self.dense(self.dropout(pooled))))
+
+
+class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
+    """MoleBlend with a molecule-level head on the graph token (registered for
+    `AutoModelForSequenceClassification`).
+
+    `config.problem_type`:
+        "regression": MSE on targets standardised with `config.target_mean` / `target_std` (if set); the logits
+            are returned in real units (`standardised * std + mean`).
+        "multi_label_classification": binary cross-entropy with logits per task (one binary task: num_labels=1).
+        "single_label_classification": cross-entropy; labels `[batch]` or `[batch, 1]` hold the class index.
+    Missing labels (NaN) are left out of the loss, whatever the problem type.
+    """
+
+    accepts_loss_kwargs = False  # the loss is a per-batch mean: let Trainer scale it for gradient accumulation
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__(config)
+        self.moleblend = MoleBlendModel(config)
+        self.classifier = MoleBlendPropertyHead(config)
+        self.post_init()
+
+    def _target_statistics(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = self.config.num_labels
+        mean = self.config.target_mean if self.config.target_mean is not None else [0.0] * labels
+        std = self.config.target_std if self.config.target_std is not None else [1.0] * labels
+        as_tensor = lambda values: torch.tensor(values, dtype=reference.dtype, device=reference.device)  # noqa: E731
+        return as_tensor(mean), as_tensor(std)
+
+    def compute_loss(self, standardised_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The mean loss over non-NaN labels. `standardised_logits` `[batch, num_labels]` before de-standardising."""
+        problem_type = self.config.problem_type
+        labels = labels.to(standardised_logits.device, standardised_logits.dtype)
+        if problem_type == "single_label_classification":
+            target = labels.reshape(-1)
+            valid = ~torch.isnan(target)
+            safe = torch.nan_to_num(target, nan=0.0).long()
+            per_item = F.cross_entropy(standardised_logits, safe, reduction="none")
+            return (per_item * valid).sum() / valid.sum().clamp(min=1)
+        labels = labels.reshape(standardised_logits.shape)
+        valid = ~torch.isnan(labels)
+        safe = torch.nan_to_num(labels, nan=0.0)  # NaN * 0 is NaN: zero the labels before the loss
+        if problem_type == "regression":
+            mean, std = self._target_statistics(standardised_logits)
+            per_item = (standardised_logits - (safe - mean) / std) ** 2
+        elif problem_type == "multi_label_classification":
+            per_item = F.binary_cross_entropy_with_logits(standardised_logits, safe, reduction="none")
+        else:
+            raise ValueError(
+                "set config.problem_type to 'regression', 'multi_label_classification' or "
+                f"'single_label_classification' to train with labels (got {problem_type!r})"
+            )
+        return (per_item * valid).sum() / valid.sum().clamp(min=1)
+
+    @can_return_tuple
+    def forward(
+        self,
+        atom_ids: torch.LongTensor,
+        degree: torch.LongTensor | None = None,
+        atom_mask: torch.BoolTensor | None = None,
+        spd: torch.Tensor | None = None,
+        path_bonds: torch.Tensor | None = None,
+        bond_features: torch.LongTensor | None = None,
+        coordinates: torch.FloatTensor | None = None,
+        has_3d: torch.BoolTensor | None = None,
+        num_atoms: torch.LongTensor | None = None,
+        labels: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MoleBlendPropertyPredictionOutput:
+        r"""
+        Args:
+            (the featurizer's batch, as in `MoleBlendModel.forward`)
+            labels: `[batch, num_labels]` float, NaN = missing.
+        """
+        outputs = self.moleblend(
+            atom_ids, degree, atom_mask, spd, path_bonds, bond_features, coordinates, has_3d,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )  # fmt: skip
+        standardised_logits = self.classifier(outputs.pooler_output)
+        loss = self.compute_loss(standardised_logits, labels) if labels is not None else None
+        logits = standardised_logits
+        if self.config.problem_type == "regression":
+            mean, std = self._target_statistics(standardised_logits)
+            logits = standardised_logits * std + mean
+        return MoleBlendPropertyPredictionOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pretraining
+
+
+def sample_blend_masks(
+    config: MoleBlendConfig, atom_mask: torch.Tensor, has_3d: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draws modality blending: which relation every atom pair shows and which atoms get the 3D atom feature.
+
+    Returns `pair_modality` `[batch, atoms, atoms]` (0 shortest path, 1 bond path, 2 3D) and `atom_3d`
+    `[batch, atoms]` bool. "per_molecule" (default): one symmetric pair mask per molecule. "per_batch" (the
+    reference): one asymmetric mask shared by the batch. Molecules without 3D draw only between the 2D relations.
+    """
+    batch, atoms = atom_mask.shape
+    device = atom_mask.device
+    rows = batch if config.blend_mask_mode == "per_molecule" else 1
+    pair_draw = torch.rand(rows, atoms, atoms, device=device, generator=generator)
+    if config.blend_mask_mode == "per_molecule":
+        pair_draw = pair_draw.triu() + pair_draw.triu(1).transpose(1, 2)  # S_ij = S_ji
+    pair_draw = pair_draw.expand(batch, atoms, atoms)
+
+    probabilities = torch.tensor(
+        [config.blend_spd_probability, config.blend_edge_probability, config.blend_3d_probability], device=device
+    ).repeat(batch, 1)
+    without_3d = ~has_3d.to(device).bool()
+    probabilities[without_3d, 2] = 0.0
+    two_d = probabilities[without_3d, :2]
+    probabilities[without_3d, :2] = torch.where(
+        two_d.sum(-1, keepdim=True) > 0, two_d / two_d.sum(-1, keepdim=True).clamp(min=1e-12), 0.5
+    )
+    thresholds = probabilities.cumsum(-1)[:, None, None, :2]  # [batch, 1, 1, 2]
+    pair_modality = (pair_draw[..., None] >= thresholds).sum(-1)
+
+    atom_draw = torch.rand(rows, atoms, device=device, generator=generator).expand(batch, atoms)
+    atom_3d = (atom_draw < config.blend_atom_3d_probability) & ~without_3d[:, None] & atom_mask.bool()
+    return pair_modality, atom_3d
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` where `mask`; 0 (still attached to the graph) when nothing is valid."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+class MoleBlendPairHead(nn.Module):
+    """A relation head on atom pairs: r_i = LN(GELU(W_r z_i)), c_j = LN(GELU(W_c z_j)) (width 32), then a linear
+    layer on the outer product r_i (x) c_j (1024 values), computed without materialising it."""
+
+    def __init__(self, config: MoleBlendConfig, num_outputs: int):
+        super().__init__()
+        width = config.relation_head_dim
+        self.row_projection = nn.Linear(config.hidden_size, width)
+        self.column_projection = nn.Linear(config.hidden_size, width)
+        self.activation = ACT2FN[config.hidden_act]
+        self.row_layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.column_layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.output = nn.Linear(width * width, num_outputs)
+
+    def forward(self, atom_states: torch.Tensor) -> torch.Tensor:
+        """`atom_states` `[batch, atoms, hidden]` -> `[batch, atoms, atoms, num_outputs]`."""
+        rows = self.row_layer_norm(self.activation(self.row_projection(atom_states)))
+        columns = self.column_layer_norm(self.activation(self.column_projection(atom_states)))
+        width = rows.shape[-1]
+        weight = self.output.weight.view(-1, width, width)  # [outputs, row, column]
+        partial = torch.einsum("bia,oac->bioc", rows, weight)
+        return torch.einsum("bioc,bjc->bijo", partial, columns) + self.output.bias
+
+
+class MoleBlendNoiseHead(nn.Module):
+    """Equivariant coordinate-noise head: per head, attention weights alpha_ij (final atom states plus the blended
+    bias) times the unit vector u_ij of the noisy geometry times a value projection, summed over j; the heads are
+    concatenated and one Linear(hidden, 1), shared by the three axes (so the output rotates with the input)."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.output = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, atom_states: torch.Tensor, pair_bias: torch.Tensor, coordinates: torch.Tensor) -> torch.Tensor:
+        """`atom_states` `[batch, atoms, hidden]`, `pair_bias` `[batch, heads, atoms, atoms]` (padded keys at
+        finfo.min), `coordinates` `[batch, atoms, 3]` noisy -> predicted noise `[batch, atoms, 3]`."""
+        batch, atoms, _ = atom_states.shape
+        shape = (batch, atoms, self.num_heads, self.head_dim)
+        query = self.q_proj(atom_states).view(shape).transpose(1, 2)
+        key = self.k_proj(atom_states).view(shape).transpose(1, 2)
+        value = self.v_proj(atom_states).view(shape).transpose(1, 2)  # [batch, heads, atoms, head_dim]
+        scores = torch.matmul(query, key.transpose(2, 3)) * self.scaling + pair_bias
+        alpha = F.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+        delta = (coordinates[:, None, :, :] - coordinates[:, :, None, :]).to(value.dtype)  # p_j - p_i
+        unit = delta / delta.norm(dim=-1, keepdim=True).clamp(min=1e-6)  # [batch, i, j, 3]; 0 on the diagonal
+        weighted = alpha[..., None] * unit[:, None]  # [batch, heads, i, j, 3]
+        per_axis = torch.einsum("bhija,bhjd->biahd", weighted, value).reshape(batch, atoms, 3, -1)
+        return self.output(per_axis).squeeze(-1)
+
+
+class MoleBlendPretrainingHeads(nn.Module):
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.spd = MoleBlendPairHead(config, config.num_spd_classes)
+        self.edge = MoleBlendPairHead(config, config.max_hops * config.num_edge_classes)
+        self.geometry = MoleBlendPairHead(config, 1 if config.target_3d == "distance" else 3)
+        self.denoise = MoleBlendNoiseHead(config)
+
+
+class MoleBlendForPretraining(MoleBlendPreTrainedModel):
+    """MoleBlend with the blend-then-predict objective (registered for `AutoModelForPreTraining`).
+
+    Each forward draws modality blending (`sample_blend_masks`) and coordinate noise, encodes the blended molecule
+    and predicts, from the final atom states, every pair's shortest-path length, the bonds along its shortest path
+    and its 3D relation (on the clean geometry), plus each 3D-featured atom's coordinate noise.
+    """
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__(config)
+        if config.input_modality != "2d3d":
+            raise ValueError(f"MoleBlendForPretraining needs input_modality='2d3d', got {config.input_modality!r}")
+        self.moleblend = MoleBlendModel(config)
+        self.pretrain_heads = MoleBlendPretrainingHeads(config)
+        self.post_init()
+
+    def _edge_classes(self, path_bonds: torch.Tensor, bond_features: torch.Tensor) -> torch.Tensor:
+        """The joint bond class (type x stereo x conjugated, or the last "other" class) of each hop's bond,
+        `[batch, atoms, atoms, hops]`, `IGNORE_INDEX` where the path has no bond at that hop."""
+        sizes = self.config.bond_feature_sizes
+        offsets = [1 + sum(sizes[:f]) for f in range(len(sizes))]
+        bond_class = torch.zeros_like(bond_features[..., 0], dtype=torch.long)
+        in_range = torch.ones_like(bond_class, dtype=torch.bool)
+        for f, (size, offset) in enumerate(zip(sizes, offsets)):
+            raw = bond_features[..., f].long() - offset
+            in_range &= (raw >= 0) & (raw < size)
+            bond_class = bond_class * size + raw.clamp(0, size - 1)
+        bond_class = torch.where(in_range, bond_class, self.config.num_edge_classes - 1)  # [batch, bonds]
+        batch, atoms, _, hops = path_bonds.shape
+        rows = path_bonds.long().reshape(batch, -1)
+        classes = bond_class.gather(1, rows).reshape(batch, atoms, atoms, hops)
+        return torch.where(path_bonds > 0, classes, IGNORE_INDEX)
+
+    @can_return_tuple
+    def forward(
+        self,
+        atom_ids: torch.LongTensor,
+        degree: torch.LongTensor,
+        spd: torch.Tensor,
+        path_bonds: torch.Tensor,
+        bond_features: torch.LongTensor,
+        coordinates: torch.FloatTensor,
+        atom_mask: torch.BoolTensor | None = None,
+        has_3d: torch.BoolTensor | None = None,
+        num_atoms: torch.LongTensor | None = None,
+        labels: torch.Tensor | None = None,
+        blend_pair_modality: torch.LongTensor | None = None,
+        blend_atom_3d: torch.BoolTensor | None = None,
+        coordinate_noise: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MoleBlendForPretrainingOutput:
+        r"""
+        Args:
+            (the featurizer's batch, as in `MoleBlendModel.forward`; `labels` is accepted and ignored)
+            blend_pair_modality, blend_atom_3d: fixed blending (default: drawn by `sample_blend_masks`).
+            coordinate_noise: `[batch, atoms, 3]` fixed noise in angstrom (default: N(0, noise_std^2)).
+        """
+        config = self.config
+        if atom_mask is None:
+            atom_mask = atom_ids[..., 0] != 0
+        atom_mask = atom_mask.bool()
+        if has_3d is None:
+            has_3d = coordinates.flatten(1).abs().amax(dim=1) > 0
+        has_3d = has_3d.bool()
+        atom_has_3d = atom_mask & has_3d[:, None]
+        if blend_pair_modality is None or blend_atom_3d is None:
+            sampled_pairs, sampled_atoms = sample_blend_masks(config, atom_mask, has_3d)
+            blend_pair_modality = sampled_pairs if blend_pair_modality is None else blend_pair_modality
+            blend_atom_3d = sampled_atoms if blend_atom_3d is None else blend_atom_3d
+        blend_atom_3d = blend_atom_3d.bool() & atom_has_3d
+        if coordinate_noise is None:
+            coordinate_noise = torch.randn_like(coordinates) * config.noise_std
+        coordinate_noise = coordinate_noise * atom_has_3d[..., None]
+        noisy_coordinates = coordinates + coordinate_noise
+
+        outputs = self.moleblend(
+            atom_ids, degree, atom_mask, spd, path_bonds, bond_features, noisy_coordinates, has_3d,
+            blend_pair_modality=blend_pair_modality, blend_atom_3d=blend_atom_3d, output_attention_bias=True,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )  # fmt: skip
+        atom_states = outputs.last_hidden_state[:, 1:]
+        heads = self.pretrain_heads
+        atoms = atom_mask.shape[1]
+
+        pair_mask = atom_mask[:, :, None] & atom_mask[:, None, :]
+        pair_modality = blend_pair_modality.long().expand(pair_mask.shape)
+        shown = {k: pair_modality == k for k in (PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D)}
+        scored = {k: ~shown[k] if config.score_hidden_pairs_only else torch.ones_like(pair_mask) for k in shown}
+
+        # shortest path: classes 1..C-1 and "longer"; not the diagonal, padding or other fragments
+        spd = spd.long()
+        spd_target = torch.where(
+            (spd > 0) & pair_mask & scored[PAIR_SHOWS_SPD], spd.clamp(max=config.num_spd_classes) - 1, IGNORE_INDEX
+        )
+        spd_logits = heads.spd(atom_states)
+        spd_loss = self._cross_entropy(spd_logits, spd_target)
+
+        # bonds along the shortest path, one class per hop
+        hops = min(path_bonds.shape[-1], config.max_hops)
+        edge_target = self._edge_classes(path_bonds[..., :hops], bond_features)
+        edge_target = edge_target.masked_fill(~(pair_mask & scored[PAIR_SHOWS_EDGE])[..., None], IGNORE_INDEX)
+        edge_logits = heads.edge(atom_states).view(*pair_mask.shape, config.max_hops, -1)[..., :hops, :]
+        edge_loss = self._cross_entropy(edge_logits, edge_target)
+
+        # 3D relation on the clean geometry
+        not_self = ~torch.eye(atoms, dtype=torch.bool, device=pair_mask.device)
+        geometry_mask = pair_mask & not_self & has_3d[:, None, None] & scored[PAIR_SHOWS_3D]
+        geometry_prediction = heads.geometry(atom_states)
+        delta = coordinates[:, None, :, :] - coordinates[:, :, None, :]  # p_j - p_i
+        if config.target_3d == "distance":
+            distance = delta.norm(dim=-1)
+            per_pair = F.smooth_l1_loss(geometry_prediction.squeeze(-1), distance.to(geometry_prediction.dtype), reduction="none")
+        else:
+            per_pair = 1 - F.cosine_similarity(geometry_prediction, delta.to(geometry_prediction.dtype), dim=-1)
+        distance_loss = masked_mean(per_pair, geometry_mask)
+
+        # denoising on the atoms that got the 3D atom feature
+        pair_bias = outputs.attention_bias[:, :, 1:, 1:]
+        predicted_noise = heads.denoise(atom_states, pair_bias, noisy_coordinates)
+        noise_norm = coordinate_noise.norm(dim=-1)
+        per_atom = 1 - F.cosine_similarity(predicted_noise, coordinate_noise.to(predicted_noise.dtype), dim=-1)
+        denoise_loss = masked_mean(per_atom, blend_atom_3d & (noise_norm > 0))
+
+        loss = (
+            config.denoise_loss_weight * denoise_loss
+            + config.spd_loss_weight * spd_loss
+            + config.edge_loss_weight * edge_loss
+            + config.distance_loss_weight * distance_loss
+        )
+        return MoleBlendForPretrainingOutput(
+            loss=loss,
+            spd_loss=spd_loss,
+            edge_loss=edge_loss,
+            distance_loss=distance_loss,
+            denoise_loss=denoise_loss,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    @staticmethod
+    def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over entries not equal to `IGNORE_INDEX`; 0 when there are none."""
+        valid = target != IGNORE_INDEX
+        per_entry = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+        )
+        return masked_mean(per_entry, valid.reshape(-1))
+
+
+__all__ = [
+    "MoleBlendForPretraining",
+    "MoleBlendForPretrainingOutput",
+    "MoleBlendForPropertyPrediction",
+    "MoleBlendModel",
+    "MoleBlendModelOutput",
+    "MoleBlendPreTrainedModel",
+    "MoleBlendPropertyPredictionOutput",
+    "sample_blend_masks",
+]
