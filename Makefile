@@ -1,0 +1,30 @@
+# Each target sets itself up on a fresh machine: a virtual environment with torch (CPU build) and this package.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the main job on the embedded sample
+	HF_HUB_OFFLINE=1 $(PY) scripts/featurize.py
+
+test: $(STAMP)  ## the whole test suite (offline)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check modeling_moleblend tokenization hub_card scripts tests
+	$(VENV)/bin/ruff format --check modeling_moleblend tokenization hub_card scripts tests
+
+bench: $(STAMP)  ## featurizer throughput (run by hand, not in CI)
+	$(PY) scripts/benchmark_featurizer.py
+
+clean:
+	rm -rf $(VENV) outputs build *.egg-info
