@@ -175,14 +175,16 @@ def generate_conformers(
             wait_for = min(w.deadline for w in busy) - time.monotonic()
             ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], max(0.0, wait_for))
             for worker in busy:
+                connection_closed = False
                 if worker.connection in ready or worker.connection.poll():
                     try:
                         key, result = worker.connection.recv()
                         finish(worker, result, replace=False)
                         continue
                     except (EOFError, OSError):
-                        pass
-                if worker.process.sentinel in ready or not worker.process.is_alive():
+                        connection_closed = True
+                if connection_closed or worker.process.sentinel in ready or not worker.process.is_alive():
+                    worker.process.join(timeout=5)  # reap it, so that its exit code is known
                     code = worker.process.exitcode
                     finish(worker, ConformerResult(error=f"conformer worker died (exit code {code})"), replace=True)
                 elif time.monotonic() > worker.deadline:
