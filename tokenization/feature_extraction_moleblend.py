@@ -19,7 +19,7 @@ import gzip
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -317,38 +317,44 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         """Per-molecule, unpadded numpy arrays (what a ``datasets`` table stores and the collator pads)."""
         settings = self._with_overrides(overrides)
         started = time.perf_counter()
-        with rdBase.BlockLogs():  # failures are reported through our errors, not RDKit's stderr log
-            records = list(self._records(molecules))
-        if not records:
-            raise ValueError("no molecules given (an empty list, or an SDF file without records)")
-        if labels is not None and len(labels) != len(records):
-            raise ValueError(f"got {len(labels)} labels for {len(records)} molecules")
-        report = FeaturizationReport(num_inputs=len(records))
-        show = progress if progress is not None else len(records) >= PROGRESS_MIN_MOLECULES
-
+        size = _input_size(molecules)
+        if labels is not None and size is not None and len(labels) != size:
+            raise ValueError(f"got {len(labels)} labels for {size} molecules")
+        report = FeaturizationReport()
+        if progress is None:
+            progress = size >= PROGRESS_MIN_MOLECULES if size is not None else _file_mb(molecules) > 1
         features: dict[int, dict] = {}
+        properties_by_index: dict[int, dict[str, str]] = {}
         needs_conformer: list[tuple[int, object]] = []
-        with rdBase.BlockLogs():
-            for record in self._progress(records, show, "featurizing"):
+        texts: dict[int, str] = {}
+        # Streamed: one record is parsed, featurized and dropped at a time; only molecules waiting for a
+        # conformer keep their RDKit Mol, so memory grows with the output arrays, not with RDKit objects.
+        with rdBase.BlockLogs():  # failures are reported through our errors, not RDKit's stderr log
+            for record in self._progress(self._records(molecules), progress, "featurizing", total=size):
+                report.num_inputs += 1
                 try:
                     features[record.index] = self._featurize_record(record, settings, labels, label_columns)
                 except MoleculeError as error:
                     self._fail(error, settings, report)
                     continue
+                if record.properties:
+                    properties_by_index[record.index] = record.properties
                 if self._wants_generation(features[record.index], settings):
                     needs_conformer.append((record.index, record.mol))
+                    texts[record.index] = record.text
+        if report.num_inputs == 0:
+            raise ValueError("no molecules given (an empty list, or an SDF file without records)")
 
         if needs_conformer:
-            self._add_conformers(features, needs_conformer, records, settings, report, show)
+            self._add_conformers(features, needs_conformer, texts, settings, report, progress)
 
         kept = sorted(features)
         for index in kept:
             fallback = features[index].pop("_fallback", None)
             if fallback is not None:
                 report.add(report.without_3d, fallback)
-        names = sorted({tag for r in records for tag in r.properties})
-        by_index = {r.index: r for r in records}
-        properties = {tag: [by_index[i].properties.get(tag) for i in kept] for tag in names}
+        names = sorted({tag for props in properties_by_index.values() for tag in props})
+        properties = {tag: [properties_by_index.get(i, {}).get(tag) for i in kept] for tag in names}
         report.seconds = time.perf_counter() - started
         return FeaturizationResult([features[i] for i in kept], kept, properties, report)
 
@@ -486,7 +492,7 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
             return True
         return settings["conformer"] == "auto" and not features["has_3d"]
 
-    def _add_conformers(self, features, needs_conformer, records, settings, report, show) -> None:
+    def _add_conformers(self, features, needs_conformer, text, settings, report, show) -> None:
         conformer_settings = ConformerSettings(
             seed=settings["seed"],
             mmff=settings["mmff"],
@@ -499,7 +505,6 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         )
         if bar:
             bar.close()
-        text = {r.index: r.text for r in records}
         for index, _ in needs_conformer:
             result = results[index]
             if result.coordinates is not None:
@@ -539,6 +544,22 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         if not show or tqdm is None:
             return iterable
         return tqdm(iterable, total=total, desc=description, unit="mol", dynamic_ncols=True)
+
+
+def _input_size(molecules) -> int | None:
+    """How many molecules a call holds, when that is known without reading them (None for a file)."""
+    if isinstance(molecules, (str, bytes)) or (Chem is not None and isinstance(molecules, Chem.Mol)):
+        return 1
+    if isinstance(molecules, os.PathLike):
+        return None
+    return len(molecules) if isinstance(molecules, Sized) else None
+
+
+def _file_mb(molecules) -> float:
+    try:
+        return os.path.getsize(molecules) / 1e6 if isinstance(molecules, os.PathLike) else 0.0
+    except OSError:
+        return 0.0
 
 
 def _describe_mol(mol) -> str:
