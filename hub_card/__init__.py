@@ -1,5 +1,5 @@
-"""Model-card generation for MoleBlend checkpoints (installed as ``modeling_moleblend.hub_card``).
+"""Model-card generation for MoleBlend checkpoints (installed as ``modeling_moleblend.hub_card``)."""
 
-The generator itself (``ModelCardData`` metadata, eval results, training description) is built with the Hub
-export; this package is where every script will get its card from.
-"""
+from .model_card import CITATION, CardInfo, MetricSummary, build_model_card, card_body, card_data, write_model_card
+
+__all__ = ["CITATION", "CardInfo", "MetricSummary", "build_model_card", "card_body", "card_data", "write_model_card"]
