@@ -155,7 +155,8 @@ class MoleBlendConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"
+                f"hidden_size ({self.hidden_size}) must be divisible by "
+                f"num_attention_heads ({self.num_attention_heads})"
             )
         if self.input_modality not in INPUT_MODALITIES:
             raise ValueError(f"input_modality must be one of {INPUT_MODALITIES}, got {self.input_modality!r}")
@@ -181,7 +182,9 @@ class MoleBlendConfig(PreTrainedConfig):
         atom = (self.blend_degree_probability, self.blend_atom_3d_probability)
         for kind, probabilities in (("pair", pair), ("atom", atom)):
             if any(p < 0 for p in probabilities) or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6):
-                raise ValueError(f"the {kind}-level blending probabilities must be >= 0 and sum to 1, got {probabilities}")
+                raise ValueError(
+                    f"the {kind}-level blending probabilities must be >= 0 and sum to 1, got {probabilities}"
+                )
         if self.blend_mask_mode not in BLEND_MASK_MODES:
             raise ValueError(f"blend_mask_mode must be one of {BLEND_MASK_MODES}, got {self.blend_mask_mode!r}")
         if self.target_3d not in TARGETS_3D:

@@ -130,7 +130,9 @@ class MoleBlendBondPathBias(nn.Module):
         super().__init__()
         self.max_hops = config.max_hops
         self.bond_embedding = nn.Embedding(config.bond_vocab_size, config.num_attention_heads, padding_idx=0)
-        self.hop_matrices = nn.Parameter(torch.empty(config.max_hops, config.num_attention_heads, config.num_attention_heads))
+        self.hop_matrices = nn.Parameter(
+            torch.empty(config.max_hops, config.num_attention_heads, config.num_attention_heads)
+        )
 
     def forward(self, path_bonds: torch.Tensor, bond_features: torch.Tensor) -> torch.Tensor:
         """`path_bonds` `[batch, atoms, atoms, hops]` (1-based bond rows, 0 = no bond), `bond_features`
@@ -192,7 +194,9 @@ class MoleBlendGeometryEncoder(nn.Module):
         atoms = atom_mask.shape[1]
         atom_has_3d = atom_mask & has_3d[:, None]
         pair_has_3d = atom_has_3d[:, :, None] & atom_has_3d[:, None, :]
-        distances = torch.cdist(coordinates.float(), coordinates.float())
+        coordinates = coordinates.float()
+        # explicit differences: cdist's matmul shortcut (over 25 atoms) loses precision far from the origin
+        distances = (coordinates[:, :, None, :] - coordinates[:, None, :, :]).norm(dim=-1)
         psi = self.kernels(distances, atom_types) * pair_has_3d[..., None]
         bias = self.bias_mlp(psi) * pair_has_3d[..., None]
         not_self = ~torch.eye(atoms, dtype=torch.bool, device=psi.device)
@@ -389,7 +393,9 @@ class MoleBlendEncoder(nn.Module):
         all_attentions = () if output_attentions else None
         for layer in self.layers:
             # hidden states positional, the rest by keyword: what GradientCheckpointingLayer expects
-            hidden_states, weights = layer(hidden_states, position_bias=position_bias, output_attentions=output_attentions)
+            hidden_states, weights = layer(
+                hidden_states, position_bias=position_bias, output_attentions=output_attentions
+            )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -528,8 +534,14 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
                 embedding (modality blending).
             output_attention_bias: also return the `[batch, heads, tokens, tokens]` bias.
         """
-        self._check_inputs(atom_ids=atom_ids, degree=degree, spd=spd, path_bonds=path_bonds,
-                           bond_features=bond_features, coordinates=coordinates)  # fmt: skip
+        self._check_inputs(
+            atom_ids=atom_ids,
+            degree=degree,
+            spd=spd,
+            path_bonds=path_bonds,
+            bond_features=bond_features,
+            coordinates=coordinates,
+        )
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -540,7 +552,6 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
         if atom_mask is None:
             atom_mask = atom_ids[..., 0] != 0
         atom_mask = atom_mask.bool()
-        batch, atoms = atom_mask.shape
 
         pair_biases: dict[int, torch.Tensor] = {}
         degree_feature = atom_3d_feature = None
@@ -551,6 +562,11 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
         if self.uses_3d:
             if has_3d is None:
                 has_3d = coordinates.flatten(1).abs().amax(dim=1) > 0
+            if not self.uses_2d and not has_3d.all():
+                logger.warning_once(
+                    "input_modality='3d' but some molecules have no 3D coordinates (has_3d False): they get no "
+                    "structural information at all. Use input_modality='2d3d', or give them conformers."
+                )
             pair_biases[PAIR_SHOWS_3D], atom_3d_feature = self.geometry(
                 coordinates, atom_ids[..., 0].long(), atom_mask, has_3d.bool()
             )
@@ -673,9 +689,18 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
             labels: `[batch, num_labels]` float, NaN = missing.
         """
         outputs = self.moleblend(
-            atom_ids, degree, atom_mask, spd, path_bonds, bond_features, coordinates, has_3d,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-        )  # fmt: skip
+            atom_ids=atom_ids,
+            degree=degree,
+            atom_mask=atom_mask,
+            spd=spd,
+            path_bonds=path_bonds,
+            bond_features=bond_features,
+            coordinates=coordinates,
+            has_3d=has_3d,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         standardised_logits = self.classifier(outputs.pooler_output)
         loss = self.compute_loss(standardised_logits, labels) if labels is not None else None
         logits = standardised_logits
@@ -874,52 +899,35 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
         noisy_coordinates = coordinates + coordinate_noise
 
         outputs = self.moleblend(
-            atom_ids, degree, atom_mask, spd, path_bonds, bond_features, noisy_coordinates, has_3d,
-            blend_pair_modality=blend_pair_modality, blend_atom_3d=blend_atom_3d, output_attention_bias=True,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-        )  # fmt: skip
-        atom_states = outputs.last_hidden_state[:, 1:]
-        heads = self.pretrain_heads
-        atoms = atom_mask.shape[1]
-
-        pair_mask = atom_mask[:, :, None] & atom_mask[:, None, :]
-        pair_modality = blend_pair_modality.long().expand(pair_mask.shape)
-        shown = {k: pair_modality == k for k in (PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D)}
-        scored = {k: ~shown[k] if config.score_hidden_pairs_only else torch.ones_like(pair_mask) for k in shown}
-
-        # shortest path: classes 1..C-1 and "longer"; not the diagonal, padding or other fragments
-        spd = spd.long()
-        spd_target = torch.where(
-            (spd > 0) & pair_mask & scored[PAIR_SHOWS_SPD], spd.clamp(max=config.num_spd_classes) - 1, IGNORE_INDEX
+            atom_ids=atom_ids,
+            degree=degree,
+            atom_mask=atom_mask,
+            spd=spd,
+            path_bonds=path_bonds,
+            bond_features=bond_features,
+            coordinates=noisy_coordinates,  # the relation targets below use the clean geometry
+            has_3d=has_3d,
+            blend_pair_modality=blend_pair_modality,
+            blend_atom_3d=blend_atom_3d,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            output_attention_bias=True,
+            return_dict=True,
         )
-        spd_logits = heads.spd(atom_states)
-        spd_loss = self._cross_entropy(spd_logits, spd_target)
+        atom_states = outputs.last_hidden_state[:, 1:]
+        pair_mask = atom_mask[:, :, None] & atom_mask[:, None, :]
+        shown = blend_pair_modality.long().expand(pair_mask.shape)
+        # the reference scores every valid pair; the ablation scores only pairs that hid the relation
+        scored = {k: pair_mask & (shown != k) if config.score_hidden_pairs_only else pair_mask for k in range(3)}
 
-        # bonds along the shortest path, one class per hop
-        hops = min(path_bonds.shape[-1], config.max_hops)
-        edge_target = self._edge_classes(path_bonds[..., :hops], bond_features)
-        edge_target = edge_target.masked_fill(~(pair_mask & scored[PAIR_SHOWS_EDGE])[..., None], IGNORE_INDEX)
-        edge_logits = heads.edge(atom_states).view(*pair_mask.shape, config.max_hops, -1)[..., :hops, :]
-        edge_loss = self._cross_entropy(edge_logits, edge_target)
-
-        # 3D relation on the clean geometry
-        not_self = ~torch.eye(atoms, dtype=torch.bool, device=pair_mask.device)
-        geometry_mask = pair_mask & not_self & has_3d[:, None, None] & scored[PAIR_SHOWS_3D]
-        geometry_prediction = heads.geometry(atom_states)
-        delta = coordinates[:, None, :, :] - coordinates[:, :, None, :]  # p_j - p_i
-        if config.target_3d == "distance":
-            distance = delta.norm(dim=-1)
-            per_pair = F.smooth_l1_loss(geometry_prediction.squeeze(-1), distance.to(geometry_prediction.dtype), reduction="none")
-        else:
-            per_pair = 1 - F.cosine_similarity(geometry_prediction, delta.to(geometry_prediction.dtype), dim=-1)
-        distance_loss = masked_mean(per_pair, geometry_mask)
-
-        # denoising on the atoms that got the 3D atom feature
-        pair_bias = outputs.attention_bias[:, :, 1:, 1:]
-        predicted_noise = heads.denoise(atom_states, pair_bias, noisy_coordinates)
-        noise_norm = coordinate_noise.norm(dim=-1)
+        spd_loss = self._spd_loss(atom_states, spd, scored[PAIR_SHOWS_SPD])
+        edge_loss = self._edge_loss(atom_states, path_bonds, bond_features, scored[PAIR_SHOWS_EDGE])
+        distance_loss = self._geometry_loss(atom_states, coordinates, scored[PAIR_SHOWS_3D] & has_3d[:, None, None])
+        predicted_noise = self.pretrain_heads.denoise(
+            atom_states, outputs.attention_bias[:, :, 1:, 1:], noisy_coordinates
+        )
         per_atom = 1 - F.cosine_similarity(predicted_noise, coordinate_noise.to(predicted_noise.dtype), dim=-1)
-        denoise_loss = masked_mean(per_atom, blend_atom_3d & (noise_norm > 0))
+        denoise_loss = masked_mean(per_atom, blend_atom_3d & (coordinate_noise.norm(dim=-1) > 0))
 
         loss = (
             config.denoise_loss_weight * denoise_loss
@@ -936,6 +944,36 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+    def _spd_loss(self, atom_states: torch.Tensor, spd: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """Classes 1..C-1 and "longer"; never the diagonal, padding or pairs in different fragments."""
+        spd = spd.long()
+        target = spd.clamp(max=self.config.num_spd_classes) - 1
+        target = torch.where((spd > 0) & scored, target, IGNORE_INDEX)
+        return self._cross_entropy(self.pretrain_heads.spd(atom_states), target)
+
+    def _edge_loss(
+        self, atom_states: torch.Tensor, path_bonds: torch.Tensor, bond_features: torch.Tensor, scored: torch.Tensor
+    ) -> torch.Tensor:
+        """The joint bond class of each hop k < min(spd, max_hops) along the shortest path."""
+        hops = min(path_bonds.shape[-1], self.config.max_hops)
+        target = self._edge_classes(path_bonds[..., :hops], bond_features).masked_fill(~scored[..., None], IGNORE_INDEX)
+        logits = self.pretrain_heads.edge(atom_states)
+        logits = logits.view(*scored.shape, self.config.max_hops, -1)[..., :hops, :]
+        return self._cross_entropy(logits, target)
+
+    def _geometry_loss(
+        self, atom_states: torch.Tensor, coordinates: torch.Tensor, scored: torch.Tensor
+    ) -> torch.Tensor:
+        """On the clean geometry: smooth L1 on d_ij ("distance") or 1 - cos with p_j - p_i ("direction")."""
+        prediction = self.pretrain_heads.geometry(atom_states)
+        delta = (coordinates[:, None, :, :] - coordinates[:, :, None, :]).to(prediction.dtype)  # p_j - p_i
+        if self.config.target_3d == "distance":
+            per_pair = F.smooth_l1_loss(prediction.squeeze(-1), delta.norm(dim=-1), reduction="none")
+        else:
+            per_pair = 1 - F.cosine_similarity(prediction, delta, dim=-1)
+        not_self = ~torch.eye(scored.shape[-1], dtype=torch.bool, device=scored.device)
+        return masked_mean(per_pair, scored & not_self)
 
     @staticmethod
     def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

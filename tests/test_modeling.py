@@ -1,0 +1,489 @@
+"""MoleBlend model tests: invariances, attention backends, gradients, losses, saving and Hub export.
+
+Tiny models (2 layers, width 32, 4 heads, 16 kernels) on a handful of real molecules; the file runs in well under
+two minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassError
+from rdkit import Chem
+from rdkit.Chem import AllChem
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+)
+
+from modeling_moleblend import (
+    MoleBlendConfig,
+    MoleBlendFeaturizer,
+    MoleBlendForPretraining,
+    MoleBlendForPropertyPrediction,
+    MoleBlendModel,
+)
+from modeling_moleblend.modeling_moleblend import sample_blend_masks
+
+SMILES = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Nc1ccc(O)cc1",
+    "C[NH3+].[Cl-]",  # two fragments: unreachable pairs
+    "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "O=C(O)c1ccccc1OC(C)=O",
+    "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1",  # 37 heavy atoms
+]
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    num_kernels=16,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    hidden_dropout=0.0,
+    drop_path_rate=0.0,
+)
+
+
+def tiny_config(**overrides) -> MoleBlendConfig:
+    return MoleBlendConfig(**{**TINY, **overrides})
+
+
+def seeded(model_class, config, seed: int = 0):
+    torch.manual_seed(seed)
+    return model_class(config)
+
+
+def random_rotation(seed: int) -> torch.Tensor:
+    q, r = np.linalg.qr(np.random.RandomState(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return torch.tensor(q, dtype=torch.float32)
+
+
+def move(batch: dict, rotation: torch.Tensor, shift: torch.Tensor) -> dict:
+    """The batch with every real atom rotated and translated (padding stays at 0)."""
+    moved = dict(batch)
+    mask = batch["atom_mask"][..., None]
+    moved["coordinates"] = torch.where(mask, batch["coordinates"] @ rotation.T + shift, 0.0)
+    return moved
+
+
+@pytest.fixture(scope="module")
+def featurizer() -> MoleBlendFeaturizer:
+    return MoleBlendFeaturizer(conformer="generate", num_workers=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def batch(featurizer) -> dict:
+    """7 molecules with generated conformers, as tensors (a plain dict, so it can be copied and edited)."""
+    return dict(featurizer(SMILES, return_tensors="pt"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Config
+
+
+def test_config_validation_rejects_inconsistent_values():
+    bad = [
+        (dict(hidden_size=30, num_attention_heads=4), "divisible"),
+        (dict(input_modality="1d"), "input_modality"),
+        (dict(blend_spd_probability=0.5), "sum to 1"),
+        (dict(blend_degree_probability=0.5), "sum to 1"),
+        (dict(blend_mask_mode="per_atom"), "blend_mask_mode"),
+        (dict(target_3d="angle"), "target_3d"),
+        (dict(num_labels=2, problem_type="regression", target_mean=[0.0]), "num_labels"),
+        (dict(num_labels=1, problem_type="regression", target_std=[0.0]), "target_std"),
+        (dict(num_labels=1, problem_type="multi_label_classification", target_mean=[1.0]), "regression"),
+        (dict(bond_vocab_size=14), "bond_vocab_size"),
+        (dict(attention_dropout=1.5), "attention_dropout"),
+        (dict(problem_type="single_label_classification", num_labels=1), "num_labels"),
+    ]
+    for overrides, message in bad:
+        with pytest.raises((StrictDataclassError, ValueError), match=message):
+            tiny_config(**overrides)
+    with pytest.raises(StrictDataclassError):
+        tiny_config(hidden_size="32")  # @strict type check
+    with pytest.raises(ValueError, match="preset"):
+        MoleBlendConfig.from_preset("huge")
+
+
+def test_presets_and_auto_classes():
+    small = MoleBlendConfig.from_preset("small", num_labels=3)
+    assert (small.hidden_size, small.num_hidden_layers, small.num_labels) == (128, 4, 3)
+    base = MoleBlendConfig.from_preset("base")
+    assert (base.hidden_size, base.num_hidden_layers, base.num_attention_heads, base.intermediate_size) == (
+        768,
+        12,
+        32,
+        768,
+    )
+    config = AutoConfig.for_model("moleblend", **TINY)
+    assert isinstance(config, MoleBlendConfig)
+    assert type(AutoModel.from_config(config)) is MoleBlendModel
+    assert type(AutoModelForSequenceClassification.from_config(config)) is MoleBlendForPropertyPrediction
+    assert type(AutoModelForPreTraining.from_config(config)) is MoleBlendForPretraining
+    with pytest.raises(ValueError, match="2d3d"):
+        MoleBlendForPretraining(tiny_config(input_modality="2d"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Invariances
+
+
+def test_graph_output_is_invariant_to_atom_order(featurizer):
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1"))  # ties between shortest paths share bond features
+    AllChem.EmbedMolecule(mol, randomSeed=7)
+    mol = Chem.RemoveHs(mol)
+    order = [int(i) for i in np.random.RandomState(0).permutation(mol.GetNumAtoms())]
+    permuted = Chem.RenumberAtoms(mol, order)
+    batch = featurizer([mol, permuted], conformer="input", return_tensors="pt")
+    assert batch["has_3d"].all()
+    for modality in ("2d", "3d", "2d3d"):
+        model = seeded(MoleBlendModel, tiny_config(input_modality=modality)).eval()
+        with torch.no_grad():
+            out = model(**batch)
+        torch.testing.assert_close(out.pooler_output[0], out.pooler_output[1], atol=1e-5, rtol=0)
+        atoms = out.last_hidden_state[:, 1:]
+        torch.testing.assert_close(atoms[0, order], atoms[1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("modality", ["3d", "2d3d"])
+def test_outputs_are_invariant_to_rotation_and_translation(batch, modality):
+    model = seeded(MoleBlendModel, tiny_config(input_modality=modality)).eval()
+    moved = move(batch, random_rotation(1), torch.tensor([30.0, -75.0, 120.0]))
+    with torch.no_grad():
+        reference, transformed = model(**batch), model(**moved)
+    real = torch.cat([torch.ones_like(batch["atom_mask"][:, :1]), batch["atom_mask"]], dim=1)
+    torch.testing.assert_close(transformed.pooler_output, reference.pooler_output, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        transformed.last_hidden_state[real], reference.last_hidden_state[real], atol=1e-5, rtol=0
+    )
+
+
+def test_denoising_head_is_rotation_equivariant(batch):
+    model = seeded(MoleBlendForPretraining, tiny_config()).eval()
+    rotation = random_rotation(2)
+    pair_modality, atom_3d = sample_blend_masks(model.config, batch["atom_mask"], batch["has_3d"])
+    predictions = []
+    for coordinates in (batch["coordinates"], batch["coordinates"] @ rotation.T):
+        with torch.no_grad():
+            inputs = {**batch, "coordinates": coordinates, "blend_pair_modality": pair_modality}
+            out = model.moleblend(**inputs, blend_atom_3d=atom_3d, output_attention_bias=True)
+            predictions.append(
+                model.pretrain_heads.denoise(
+                    out.last_hidden_state[:, 1:], out.attention_bias[:, :, 1:, 1:], coordinates
+                )
+            )
+    mask = batch["atom_mask"]
+    torch.testing.assert_close(predictions[1][mask], (predictions[0] @ rotation.T)[mask], atol=1e-5, rtol=1e-4)
+
+
+def test_a_molecule_is_unchanged_by_padding(featurizer, batch):
+    model = seeded(MoleBlendModel, tiny_config()).eval()
+    alone = dict(featurizer(SMILES[1], return_tensors="pt"))
+    with torch.no_grad():
+        single, batched = model(**alone), model(**batch)
+    atoms = int(alone["num_atoms"][0])
+    torch.testing.assert_close(batched.pooler_output[1], single.pooler_output[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        batched.last_hidden_state[1, : atoms + 1], single.last_hidden_state[0], atol=1e-5, rtol=0
+    )
+
+
+def test_molecules_without_3d_get_no_3d_signal(batch):
+    model = seeded(MoleBlendModel, tiny_config(input_modality="2d3d")).eval()
+    flat = {**batch, "has_3d": torch.zeros_like(batch["has_3d"])}
+    scrambled = {**flat, "coordinates": torch.randn_like(batch["coordinates"])}
+    two_d = seeded(MoleBlendModel, tiny_config(input_modality="2d")).eval()
+    two_d.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        a, b, c = model(**flat), model(**scrambled), two_d(**batch)
+    torch.testing.assert_close(a.last_hidden_state, b.last_hidden_state, atol=0, rtol=0)
+    torch.testing.assert_close(a.last_hidden_state, c.last_hidden_state, atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Attention backends, gradients
+
+
+def test_eager_and_sdpa_agree(batch):
+    model = seeded(MoleBlendModel, tiny_config()).eval()
+    assert model.config._attn_implementation == "sdpa"
+    assert all(layer.attention.is_causal is False for layer in model.encoder.layers)
+    with torch.no_grad():
+        sdpa = model(**batch)
+        model.set_attn_implementation("eager")
+        eager = model(**batch, output_attentions=True, output_hidden_states=True)
+    torch.testing.assert_close(eager.last_hidden_state, sdpa.last_hidden_state, atol=1e-5, rtol=0)
+    assert len(eager.attentions) == 2 and len(eager.hidden_states) == 3
+    weights = eager.attentions[0]
+    tokens = batch["atom_mask"].shape[1] + 1
+    assert weights.shape == (len(SMILES), 4, tokens, tokens)
+    padded_keys = ~batch["atom_mask"][:, None, None, :].expand(-1, 4, tokens, -1)
+    assert weights[:, :, :, 1:][padded_keys].abs().max() == 0
+    as_tuple = model(**batch, return_dict=False)
+    assert isinstance(as_tuple, tuple) and as_tuple[0].shape == sdpa.last_hidden_state.shape
+
+
+def parameters_without_gradient(model) -> list[str]:
+    return [
+        name
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad and (parameter.grad is None or not parameter.grad.abs().sum() > 0)
+    ]
+
+
+@pytest.mark.parametrize("modality", ["2d", "3d", "2d3d"])
+def test_gradient_reaches_every_parameter(batch, modality):
+    model = seeded(MoleBlendModel, tiny_config(input_modality=modality)).train()
+    out = model(**batch)
+    torch.manual_seed(1)
+    (out.last_hidden_state * torch.randn_like(out.last_hidden_state)).sum().backward()
+    assert parameters_without_gradient(model) == []
+
+
+def test_gradient_reaches_every_pretraining_parameter(batch):
+    torch.manual_seed(0)
+    model = seeded(MoleBlendForPretraining, tiny_config()).train()
+    model(**batch).loss.backward()
+    assert parameters_without_gradient(model) == []
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(batch):
+    gradients = []
+    for checkpointing in (False, True):
+        model = seeded(MoleBlendForPropertyPrediction, tiny_config(num_labels=1, problem_type="regression")).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            assert all(layer.gradient_checkpointing for layer in model.moleblend.encoder.layers)
+        model(**batch, labels=torch.arange(len(SMILES), dtype=torch.float32)[:, None]).loss.backward()
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name, gradient in gradients[0].items():
+        torch.testing.assert_close(gradients[1][name], gradient, atol=1e-6, rtol=1e-5, msg=name)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pretraining
+
+
+def test_blend_masks():
+    config = tiny_config()
+    atom_mask = torch.ones(4, 12, dtype=torch.bool)
+    atom_mask[3, 8:] = False
+    has_3d = torch.tensor([True, True, True, False])
+    torch.manual_seed(0)
+    pairs, atom_3d = sample_blend_masks(config, atom_mask, has_3d)
+    assert pairs.shape == (4, 12, 12) and set(pairs.unique().tolist()) <= {0, 1, 2}
+    assert torch.equal(pairs, pairs.transpose(1, 2))  # symmetric per molecule
+    assert not torch.equal(pairs[0], pairs[1])
+    assert not (pairs[3] == 2).any() and not atom_3d[3].any()  # no 3D relation for a molecule without 3D
+    batch_mode = tiny_config(blend_mask_mode="per_batch")
+    pairs, atom_3d = sample_blend_masks(batch_mode, atom_mask, has_3d)
+    assert torch.equal(pairs[0], pairs[1]) and torch.equal(atom_3d[0], atom_3d[2])
+    assert not torch.equal(pairs[0], pairs[0].T)  # the reference's mask is asymmetric
+    big = torch.ones(1, 200, dtype=torch.bool)
+    pairs, atom_3d = sample_blend_masks(config, big, torch.tensor([True]))
+    shares = torch.bincount(pairs.flatten(), minlength=3).float() / pairs.numel()
+    torch.testing.assert_close(shares, torch.tensor([0.2, 0.2, 0.6]), atol=0.02, rtol=0)
+    assert abs(atom_3d.float().mean().item() - 0.6) < 0.1
+
+
+def test_pretraining_overfits_every_loss_component(batch):
+    """50 Adam steps on 7 molecules with a fixed blend and noise draw: every component goes down."""
+    config = tiny_config()
+    model = seeded(MoleBlendForPretraining, config).train()
+    torch.manual_seed(0)
+    pairs, atom_3d = sample_blend_masks(config, batch["atom_mask"], batch["has_3d"])
+    noise = torch.randn_like(batch["coordinates"]) * config.noise_std
+    fixed = dict(batch, blend_pair_modality=pairs, blend_atom_3d=atom_3d, coordinate_noise=noise)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    names = ("loss", "spd_loss", "edge_loss", "distance_loss", "denoise_loss")
+    history = []
+    for _ in range(50):
+        out = model(**fixed)
+        history.append([out[name].item() for name in names])
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+    first, last = np.array(history[0]), np.array(history[-5:]).mean(axis=0)
+    weights = np.array([6.0, 0.1, 0.1, 0.5])  # denoise, spd, edge, distance (the config defaults)
+    assert first[0] == pytest.approx(weights @ first[[4, 1, 2, 3]], rel=1e-5)
+    for name, before, after in zip(names, first, last):
+        assert after < 0.85 * before, (name, before, after)
+
+
+def test_pretraining_skips_3d_losses_without_3d(batch):
+    model = seeded(MoleBlendForPretraining, tiny_config()).eval()
+    flat = {**batch, "has_3d": torch.zeros_like(batch["has_3d"]), "coordinates": torch.zeros_like(batch["coordinates"])}
+    with torch.no_grad():
+        out = model(**flat)
+    assert out.distance_loss == 0 and out.denoise_loss == 0
+    assert out.spd_loss > 0 and out.edge_loss > 0 and torch.isfinite(out.loss)
+    direction = seeded(MoleBlendForPretraining, tiny_config(target_3d="direction")).eval()
+    with torch.no_grad():
+        out = direction(**batch)
+    assert 0 < out.distance_loss < 2 and torch.isfinite(out.loss)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Property prediction
+
+
+def test_nan_labels_never_reach_the_loss(batch):
+    config = tiny_config(num_labels=2, problem_type="multi_label_classification")
+    model = seeded(MoleBlendForPropertyPrediction, config).eval()
+    labels = torch.tensor(
+        [[1.0, 0.0], [np.nan, 1.0], [0.0, 0.0], [1.0, np.nan], [np.nan, np.nan], [0.0, 1.0], [np.nan, 0.0]]
+    )
+    with torch.no_grad():
+        out = model(**batch, labels=labels)
+    valid = ~torch.isnan(labels)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(out.logits[valid], labels[valid])
+    assert torch.isfinite(out.loss)
+    torch.testing.assert_close(out.loss, expected)
+    # the loss still trains through the valid entries only
+    model.train()
+    model(**batch, labels=labels).loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_regression_logits_are_in_real_units(batch):
+    mean, std = [100.0, -3.0], [20.0, 0.5]
+    config = tiny_config(num_labels=2, problem_type="regression", target_mean=mean, target_std=std)
+    model = seeded(MoleBlendForPropertyPrediction, config).eval()
+    labels = torch.tensor(
+        [[110.0, -3.2], [90.0, np.nan], [95.0, -2.5], [np.nan, -3.0], [130.0, -4.0], [99.0, -3.1], [np.nan, np.nan]]
+    )
+    with torch.no_grad():
+        out = model(**batch, labels=labels)
+        standardised = model.classifier(model.moleblend(**batch).pooler_output)
+    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+    torch.testing.assert_close(out.logits, standardised * std_t + mean_t)
+    assert (out.logits[:, 0] - 100).abs().max() < 20  # near the target mean at initialisation
+    valid = ~torch.isnan(labels)
+    expected = (((out.logits - labels) / std_t)[valid] ** 2).mean()
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_single_label_classification(batch):
+    config = tiny_config(num_labels=3, problem_type="single_label_classification")
+    model = seeded(MoleBlendForPropertyPrediction, config).eval()
+    labels = torch.tensor([0.0, 2.0, np.nan, 1.0, 1.0, 0.0, 2.0])
+    with torch.no_grad():
+        out = model(**batch, labels=labels)
+    valid = ~torch.isnan(labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits[valid], labels[valid].long()))
+    with pytest.raises(ValueError, match="problem_type"):
+        seeded(MoleBlendForPropertyPrediction, tiny_config(num_labels=1))(**batch, labels=labels[:, None])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Saving and loading
+
+
+def test_save_and_load_round_trip_is_exact(tmp_path, batch):
+    config = tiny_config(num_labels=2, problem_type="regression", target_mean=[1.0, 2.0], target_std=[3.0, 4.0])
+    model = seeded(MoleBlendForPropertyPrediction, config).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+    loaded = MoleBlendForPropertyPrediction.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+    state = model.state_dict()
+    assert all(torch.equal(value, state[name]) for name, value in loaded.state_dict().items())
+
+
+def test_pretraining_checkpoint_into_property_model_keeps_the_encoder(tmp_path, batch, caplog):
+    pretrained = seeded(MoleBlendForPretraining, tiny_config())
+    pretrained.save_pretrained(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        model = MoleBlendForPropertyPrediction.from_pretrained(
+            tmp_path, num_labels=1, problem_type="multi_label_classification"
+        )
+    encoder = pretrained.moleblend.state_dict()
+    for name, value in model.moleblend.state_dict().items():
+        assert torch.equal(value, encoder[name]), name
+    assert "pretraining-head tensors" in caplog.text and "denoise" in caplog.text
+    base = AutoModel.from_pretrained(tmp_path)
+    assert type(base) is MoleBlendModel
+    assert all(torch.equal(value, encoder[name]) for name, value in base.state_dict().items())
+
+
+EXPORT_CHECK = """
+import json, sys
+
+class BlockPackage:
+    # the installed (editable) package must not be importable: only the exported folder's code may run
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("modeling_moleblend", "tokenization"):
+            raise ImportError("blocked: " + name)
+        return None
+
+sys.meta_path.insert(0, BlockPackage())
+import torch
+from transformers import AutoFeatureExtractor, AutoModel, AutoModelForSequenceClassification
+
+folder = sys.argv[1]
+featurizer = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+batch = featurizer(json.loads(sys.argv[2]), return_tensors="pt")
+head = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+base = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+with torch.no_grad():
+    logits, pooled = head(**batch).logits, base(**batch).pooler_output
+modules = [type(featurizer).__module__, type(head).__module__, type(base).__module__]
+assert all(m.startswith("transformers_modules") for m in modules), modules
+assert not any(name.split(".")[0] in ("modeling_moleblend", "tokenization") for name in sys.modules)
+print(json.dumps({"logits": logits.tolist(), "pooled": pooled.tolist(), "modules": modules,
+                  "coordinates": batch["coordinates"].tolist()}))
+"""
+
+
+def test_hub_export_loads_without_the_package(tmp_path, featurizer):
+    config = tiny_config(num_labels=2, problem_type="regression", target_mean=[1.0, 2.0], target_std=[3.0, 4.0])
+    model = seeded(MoleBlendForPropertyPrediction, config).eval()
+    export = tmp_path / "export"
+    model.save_pretrained(export)
+    featurizer.save_pretrained(export)
+    auto_map = json.loads((export / "config.json").read_text())["auto_map"]
+    assert {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification"} <= set(auto_map)
+    assert "auto_map" in json.loads((export / "preprocessor_config.json").read_text())
+    for name in ("modeling_moleblend.py", "configuration_moleblend.py", "feature_extraction_moleblend.py"):
+        assert (export / name).exists(), name
+
+    elsewhere = tmp_path / "elsewhere" / "moleblend_export"
+    shutil.copytree(export, elsewhere)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TRANSFORMERS_VERBOSITY="error")
+    smiles = SMILES[:3]
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", textwrap.dedent(EXPORT_CHECK), str(elsewhere), json.dumps(smiles)],
+        cwd=tmp_path / "elsewhere",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+
+    batch = featurizer(smiles, return_tensors="pt")
+    assert np.allclose(remote["coordinates"], batch["coordinates"].numpy(), atol=1e-6)
+    with torch.no_grad():
+        logits, pooled = model(**batch).logits, model.moleblend(**batch).pooler_output
+    np.testing.assert_allclose(remote["logits"], logits.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(remote["pooled"], pooled.numpy(), atol=1e-5, rtol=0)
