@@ -1,0 +1,216 @@
+"""Figures for finetuning runs: learning curves, parity plots (regression) and ROC curves (classification).
+
+Figures are drawn on matplotlib's Agg canvas directly (no ``pyplot``), so importing this module changes no global
+backend and works headless. Every function writes a PNG (parent folders are created) and returns its ``Path``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from .metrics import as_2d, task_names_for
+
+MAX_PARITY_PANELS = 4
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+def _with_unit(text: str, unit: str) -> str:
+    return f"{text} ({unit})" if unit else text
+
+
+def _series(log_history: Sequence[Mapping], key: str) -> tuple[list[float], list[float]]:
+    """(epochs, values) of the log entries that hold both ``epoch`` and a finite ``key``."""
+    epochs, values = [], []
+    for entry in log_history:
+        if key in entry and "epoch" in entry and entry[key] is not None and math.isfinite(float(entry[key])):
+            epochs.append(float(entry["epoch"]))
+            values.append(float(entry[key]))
+    return epochs, values
+
+
+def plot_learning_curve(
+    log_history: list[dict] | Mapping[object, list[dict]], path, metric_name: str, title: str = ""
+) -> Path:
+    """Training loss and validation loss (left axis) and a validation metric (right axis) against epoch.
+
+    Args:
+        log_history: ``Trainer.state.log_history`` (training entries hold ``loss``, evaluation entries hold
+            ``eval_loss`` and ``eval_<metric_name>``; both hold ``epoch``), or ``{seed: log_history}`` to draw one
+            set of lines per seed (one colour per seed).
+        path: PNG to write.
+        metric_name: the metric, with or without the ``eval_`` prefix, e.g. ``"rmse"`` or ``"eval_roc_auc"``.
+        title: figure title (default: "Learning curve").
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        ValueError: no entry holds a loss or the metric together with an epoch.
+    """
+    runs = dict(log_history) if isinstance(log_history, Mapping) else {None: log_history}
+    metric_key = metric_name if metric_name.startswith("eval_") else f"eval_{metric_name}"
+    metric_label = metric_key[len("eval_") :]
+
+    figure = _new_figure(8, 5)
+    loss_axis = figure.add_subplot()
+    metric_axis = loss_axis.twinx()
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    drawn = 0
+    for color, (seed, history) in zip(colors, runs.items()):
+        suffix = "" if seed is None else f" (seed {seed})"
+        for key, axis, style, label in (
+            ("loss", loss_axis, "-", "train loss"),
+            ("eval_loss", loss_axis, "--", "validation loss"),
+            (metric_key, metric_axis, ":", f"validation {metric_label}"),
+        ):
+            epochs, values = _series(history, key)
+            if epochs:
+                marker = "o" if key != "loss" else None
+                axis.plot(
+                    epochs, values, linestyle=style, marker=marker, markersize=3, color=color, label=label + suffix
+                )
+                drawn += 1
+    if drawn == 0:
+        raise ValueError(f"log_history holds no 'loss', 'eval_loss' or {metric_key!r} entries with an 'epoch'")
+
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("loss")
+    metric_axis.set_ylabel(f"validation {metric_label}")
+    handles, labels = [], []
+    for axis in (loss_axis, metric_axis):
+        h, lab = axis.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    loss_axis.legend(handles, labels, loc="best", fontsize="small")
+    loss_axis.grid(alpha=0.3)
+    loss_axis.set_title(title or "Learning curve")
+    return _save(figure, path)
+
+
+def plot_parity(
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    path,
+    task_names: Sequence[str] | None = None,
+    title: str = "",
+    unit: str = "",
+) -> Path:
+    """Predicted against measured values, one panel per task (the first ``MAX_PARITY_PANELS`` tasks).
+
+    Args:
+        labels: ``[n, T]`` or ``[n]``; ``NaN`` rows are dropped per task.
+        predictions: same shape.
+        path: PNG to write.
+        task_names: T names (default ``task_0`` ...).
+        title: figure title (default: "Parity plot").
+        unit: unit of the values, for the axis labels, e.g. ``"log mol/L"``.
+
+    Returns:
+        ``Path(path)``.
+    """
+    y = as_2d(labels, "labels")
+    p = as_2d(predictions, "predictions")
+    if y.shape != p.shape:
+        raise ValueError(f"labels {y.shape} and predictions {p.shape} must have the same shape")
+    names = task_names_for(y.shape[1], task_names)
+    shown = min(y.shape[1], MAX_PARITY_PANELS)
+    if y.shape[1] > MAX_PARITY_PANELS:
+        warnings.warn(f"plot_parity: {y.shape[1]} tasks, showing the first {MAX_PARITY_PANELS}", stacklevel=2)
+
+    figure = _new_figure(4.5 * shown, 5.0)
+    axes = figure.subplots(1, shown, squeeze=False)[0]
+    for t, axis in enumerate(axes):
+        keep = ~np.isnan(y[:, t]) & np.isfinite(p[:, t])
+        y_t, p_t = y[keep, t], p[keep, t]
+        if len(y_t):
+            error = p_t - y_t
+            rmse, mae = float(np.sqrt(np.mean(error**2))), float(np.mean(np.abs(error)))
+            label = f"n={len(y_t)}, RMSE={rmse:.3g}, MAE={mae:.3g}" + (f" {unit}" if unit else "")
+            axis.scatter(y_t, p_t, s=12, alpha=0.6, label=label)
+            low, high = float(min(y_t.min(), p_t.min())), float(max(y_t.max(), p_t.max()))
+            pad = 0.05 * (high - low) or 0.5
+            low, high = low - pad, high + pad
+        else:
+            low, high = 0.0, 1.0
+            axis.text(0.5, 0.5, "no labelled rows", ha="center", va="center", transform=axis.transAxes)
+        axis.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="y = x")
+        axis.set_xlim(low, high)
+        axis.set_ylim(low, high)
+        axis.set_aspect("equal")
+        axis.set_xlabel(_with_unit("measured", unit))
+        axis.set_ylabel(_with_unit("predicted", unit))
+        axis.set_title(names[t])
+        axis.legend(loc="upper left", fontsize="small")
+        axis.grid(alpha=0.3)
+    figure.suptitle(title or "Parity plot")
+    return _save(figure, path)
+
+
+def plot_roc(
+    labels: np.ndarray, scores: np.ndarray, path, task_names: Sequence[str] | None = None, title: str = ""
+) -> Path:
+    """ROC curve of every binary task on one axis, AUC in the legend, chance diagonal.
+
+    Args:
+        labels: ``[n, T]`` or ``[n]`` 0/1, ``NaN`` = missing (dropped per task).
+        scores: same shape, logits or probabilities.
+        path: PNG to write.
+        task_names: T names (default ``task_0`` ...).
+        title: figure title (default: "ROC curves").
+
+    Tasks whose labelled rows hold one class have no ROC curve: they are skipped (named in the figure and in a
+    warning).
+
+    Returns:
+        ``Path(path)``.
+    """
+    y = as_2d(labels, "labels")
+    s = as_2d(scores, "scores")
+    if y.shape != s.shape:
+        raise ValueError(f"labels {y.shape} and scores {s.shape} must have the same shape")
+    names = task_names_for(y.shape[1], task_names)
+
+    figure = _new_figure(6, 6)
+    axis = figure.add_subplot()
+    skipped = []
+    for t, name in enumerate(names):
+        keep = ~np.isnan(y[:, t]) & np.isfinite(s[:, t])
+        y_t, s_t = y[keep, t], s[keep, t]
+        if len(np.unique(y_t)) < 2:
+            skipped.append(name)
+            continue
+        fpr, tpr, _ = roc_curve(y_t, s_t)
+        axis.plot(fpr, tpr, linewidth=1.5, label=f"{name}: AUC={roc_auc_score(y_t, s_t):.3f} (n={len(y_t)})")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance (AUC=0.5)")
+    if skipped:
+        warnings.warn(f"plot_roc: skipped tasks with one class only: {skipped}", stacklevel=2)
+        axis.text(0.98, 0.02, "skipped (one class): " + ", ".join(skipped), ha="right", va="bottom", fontsize="small")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.01)
+    axis.set_aspect("equal")
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate")
+    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 0.08), fontsize="small")
+    axis.grid(alpha=0.3)
+    axis.set_title(title or "ROC curves")
+    return _save(figure, path)
