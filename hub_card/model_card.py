@@ -13,7 +13,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 CITATION = """@inproceedings{yu2024moleblend,
   title     = {Multimodal Molecular Pretraining via Modality Blending},
-  author    = {Yu, Qiying and Zhang, Yudi and Ni, Yuyan and Feng, Shikun and Lan, Yanyan and Zhou, Hao and Liu, Jingjing},
+  author    = {Yu, Qiying and Zhang, Yudi and Ni, Yuyan and Feng, Shikun and Lan, Yanyan and Zhou, Hao
+               and Liu, Jingjing},
   booktitle = {International Conference on Learning Representations (ICLR)},
   year      = {2024}
 }"""

@@ -68,10 +68,10 @@ def peak_rss_mb() -> dict[str, float]:
 
 
 def run_phase(args) -> dict:
+    from modeling_moleblend.tokenization.conformers_moleblend import default_num_workers
     from rdkit import Chem, rdBase
 
     from modeling_moleblend import MoleBlendCollator, MoleBlendFeaturizer
-    from modeling_moleblend.tokenization.conformers_moleblend import default_num_workers
 
     baseline = peak_rss_mb()["peak_rss_mb"]
     mmff = not args.no_mmff
@@ -181,7 +181,8 @@ def main(argv=None) -> int:
             row = results[-1]
             extra = f"{row['ms_per_molecule']:.1f} ms/mol" if "ms_per_molecule" in row else ""
             if "molecules_per_s_second_pass" in row:
-                extra = f"second pass {row['molecules_per_s_second_pass']:,.0f}/s, collate {row['collate_molecules_per_s']:,.0f}/s"
+                second, collate = row["molecules_per_s_second_pass"], row["collate_molecules_per_s"]
+                extra = f"second pass {second:,.0f}/s, collate {collate:,.0f}/s"
             print(
                 f"{phase:9s} {row['molecules']:6d} mol {row['molecules_per_s']:9,.1f} mol/s  "
                 f"peak RSS {row['peak_rss_mb']:7.1f} MB (after imports {row['rss_after_imports_mb']:.0f}, "
@@ -199,7 +200,9 @@ def main(argv=None) -> int:
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"input": str(args.input or "ESOL"), "phases": results, "ratios": ratios}, indent=2))
+    args.output.write_text(
+        json.dumps({"input": str(args.input or "ESOL"), "phases": results, "ratios": ratios}, indent=2)
+    )
     print(f"written to {args.output}")
     return 0
 

@@ -20,9 +20,9 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from modeling_moleblend.tokenization.conformers_moleblend import default_num_workers
 
 from modeling_moleblend import MoleBlendFeaturizer
-from modeling_moleblend.tokenization.conformers_moleblend import default_num_workers
 
 BAD_INPUT_EXAMPLES = ["c1ccccc1C(=O", "N(C)(C)(C)(C)C", "", "*CC(=O)O", "C" * 40]
 
@@ -111,9 +111,7 @@ def main(argv=None) -> int:
     }
     if not args.no_bad_input_demo:
         print("\nHow bad input is reported (errors='skip'; with errors='raise' the first one raises):")
-        bad = MoleBlendFeaturizer(conformer="none", errors="skip", max_atoms=32).featurize(
-            ["CCO"] + BAD_INPUT_EXAMPLES
-        )
+        bad = MoleBlendFeaturizer(conformer="none", errors="skip", max_atoms=32).featurize(["CCO"] + BAD_INPUT_EXAMPLES)
         print(bad.report.summary())
         summary["bad_input_example"] = bad.report.to_dict()
     args.output_dir.mkdir(parents=True, exist_ok=True)

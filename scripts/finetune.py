@@ -41,6 +41,7 @@ from modeling_moleblend import (
     MoleBlendForPropertyPrediction,
 )
 from modeling_moleblend.baselines import random_forest_baseline
+from modeling_moleblend.inference import predict_properties
 from modeling_moleblend.metrics import aggregate_seeds, classification_metrics, regression_metrics
 from modeling_moleblend.molecule_data import (
     FEATURE_COLUMNS,
@@ -279,9 +280,11 @@ def main(argv=None) -> int:
         trainer.train()
         histories[seed] = trainer.state.log_history
         best_epoch = _best_epoch(trainer.state.log_history, selection_metric, greater_is_better)
-        outputs = {}
-        for name in ("validation", "test"):
-            outputs[name] = trainer.predict(tables[name]).predictions
+        # in row order (the Trainer's length-grouped eval sampler shuffles); logits, at the best epoch
+        outputs = {
+            name: predict_properties([trainer.model], list(tables[name]), args.per_device_eval_batch_size, False)[0]
+            for name in ("validation", "test")
+        }
         test_outputs[seed] = outputs["test"]
         result = {
             "seed": seed,

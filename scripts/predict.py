@@ -17,10 +17,10 @@ import csv
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from modeling_moleblend import MoleBlendCollator, MoleBlendFeaturizer, MoleBlendForPropertyPrediction
+from modeling_moleblend import MoleBlendFeaturizer, MoleBlendForPropertyPrediction
+from modeling_moleblend.inference import predict_properties
 from modeling_moleblend.molecule_data import read_molecule_table
 
 
@@ -41,23 +41,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_workers", type=int, default=None, help="conformer workers (default: the saved value)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     return p.parse_args(argv)
-
-
-@torch.no_grad()
-def predict(models, features: list[dict], batch_size: int, device: torch.device) -> np.ndarray:
-    """Predictions ``[models, molecules, tasks]`` (real units / probabilities), in the order of ``features``."""
-    order = np.argsort([int(f["num_atoms"]) for f in features], kind="stable")  # similar sizes: little padding
-    collator = MoleBlendCollator(pad_to_multiple_of=8)
-    outputs = np.zeros((len(models), len(features), models[0].config.num_labels), dtype=np.float64)
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        batch = collator([features[i] for i in index]).to(device)
-        for m, model in enumerate(models):
-            logits = model(**batch).logits.float()
-            if model.config.problem_type in ("multi_label_classification", "single_label_classification"):
-                logits = torch.sigmoid(logits)
-            outputs[m, index] = logits.cpu().numpy()
-    return outputs
 
 
 def main(argv=None) -> int:
@@ -83,7 +66,7 @@ def main(argv=None) -> int:
     inputs = table.sdf_path if table.sdf_path is not None else table.smiles
     result = featurizer.featurize(inputs, **overrides)
     errors = {item.index: f"{item.error_type}: {item.reason}" for item in result.report.skipped}
-    values = predict(models, result.features, args.batch_size, device) if result.features else None
+    values = predict_properties(models, result.features, args.batch_size) if result.features else None
     position = {row: k for k, row in enumerate(result.input_indices)}
 
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -113,14 +113,15 @@ def test_featurizer_call_matches_featurize_then_collate():
 
 def test_save_and_load_round_trip(tmp_path):
     featurizer = MoleBlendFeaturizer(
-        conformer="generate", max_atoms=64, errors="skip", num_workers=0, seed=3, mmff=False, allowed_elements=["O", "C"]
+        conformer="generate", max_atoms=64, errors="skip", num_workers=0, seed=3, mmff=False, allowed_elements=["O"]
     )
     featurizer.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert saved["feature_extractor_type"] == "MoleBlendFeaturizer" and saved["max_atoms"] == 64
     loaded = MoleBlendFeaturizer.from_pretrained(tmp_path)
     assert loaded.to_dict() == featurizer.to_dict()
-    a, b = featurizer(["CCO", "OCC(O)CO"]), loaded(["CCO", "OCC(O)CO"])
+    a, b = featurizer(["CCO", "OCC(O)CO", "O"]), loaded(["CCO", "OCC(O)CO", "O"])
+    assert a.input_indices == b.input_indices == [2]  # carbon is not in allowed_elements: both skip the same
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
