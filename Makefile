@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo featurize-demo test lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the main job on the embedded sample
+demo: $(STAMP)  ## the main job: finetune on the embedded ESOL sample (small preset, scaffold split, 3 seeds)
+	HF_HUB_OFFLINE=1 $(PY) scripts/finetune.py --train_file modeling_moleblend/data/esol.csv --label_columns logS \
+		--config_name small --split scaffold --seeds 0 1 2 --output_dir outputs/esol --overwrite_output_dir --quiet
+
+featurize-demo: $(STAMP)  ## featurize the embedded sample (2D + generated conformers) and report
 	HF_HUB_OFFLINE=1 $(PY) scripts/featurize.py
 
 test: $(STAMP)  ## the whole test suite (offline)
