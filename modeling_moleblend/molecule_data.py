@@ -127,38 +127,61 @@ def featurize_table(
     featurizer: MoleBlendFeaturizer,
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
+    chunk_size: int = 20_000,
 ):
     """Featurize every row (``errors="skip"``: bad rows are reported) into a ``datasets.Dataset`` with a ``row``
     column (the input row) and, with labels, a float ``labels`` column (NaN = missing).
 
-    With ``cache_dir``, the table is saved there (``save_to_disk``) and reused when the same input is featurized
-    with the same settings. Returns ``(dataset, report)``; the report of a cached table is the saved one.
+    The input is featurized ``chunk_size`` molecules at a time. With ``cache_dir`` every chunk is written to disk
+    as a shard as soon as it is done (memory stays bounded for corpora of millions of molecules), and the whole
+    table is reused when the same input is featurized with the same settings. Returns ``(dataset, report)``; the
+    report of a cached table is the saved one.
     """
-    from datasets import Dataset, load_from_disk
+    from datasets import Dataset, concatenate_datasets, load_from_disk
 
     cache_path = Path(cache_dir) / f"featurized-{_table_key(table, featurizer)}" if cache_dir else None
     if cache_path is not None and (cache_path / "report.json").exists():
         report_dict = json.loads((cache_path / "report.json").read_text())
-        return load_from_disk(str(cache_path / "data")), _report_from_dict(report_dict)
+        shards = sorted((cache_path / "shards").iterdir())
+        return concatenate_datasets([load_from_disk(str(s)) for s in shards]), _report_from_dict(report_dict)
 
     inputs = table.sdf_path if table.sdf_path is not None else table.smiles
+    features_spec = _features(table.labels is not None)
     # labels were parsed with the table (a non-numeric one is an error there); they are attached by input row
-    result = featurizer.featurize(inputs, progress=progress, errors="skip")
-    columns: dict[str, list] = {name: [] for name in FEATURE_COLUMNS}
-    for features in result.features:
-        for name in FEATURE_COLUMNS:
-            value = features[name]
-            columns[name].append(np.asarray(value).ravel() if np.ndim(value) else value.item())
-    columns["row"] = list(result.input_indices)
-    columns["smiles"] = [table.smiles[i] or "" for i in result.input_indices]
-    if table.labels is not None:
-        columns["labels"] = [table.labels[i] for i in result.input_indices]
-    dataset = Dataset.from_dict(columns, features=_features(table.labels is not None))
+    chunks = featurizer.featurize_chunks(inputs, chunk_size, progress=progress, errors="skip")
+    parts, reports = [], []
+    for number, result in enumerate(chunks):
+        reports.append(result)
+        columns: dict[str, list] = {name: [] for name in FEATURE_COLUMNS}
+        for features in result.features:
+            for name in FEATURE_COLUMNS:
+                value = features[name]
+                columns[name].append(np.asarray(value).ravel() if np.ndim(value) else value.item())
+        columns["row"] = list(result.input_indices)
+        columns["smiles"] = [table.smiles[i] or "" for i in result.input_indices]
+        if table.labels is not None:
+            columns["labels"] = [table.labels[i] for i in result.input_indices]
+        part = Dataset.from_dict(columns, features=features_spec)
+        if cache_path is not None:
+            shard = cache_path / "shards" / f"{number:05d}"
+            part.save_to_disk(str(shard))
+            part = load_from_disk(str(shard))  # memory-mapped from disk from now on
+        parts.append(part)
+        result.features = []  # the arrays now live in the table
+    report = _merge_reports(reports)
     if cache_path is not None:
-        dataset.save_to_disk(str(cache_path / "data"))
-        (cache_path / "report.json").write_text(json.dumps(result.report.to_dict()))
-        dataset = load_from_disk(str(cache_path / "data"))  # memory-mapped from disk from now on
-    return dataset, result.report
+        (cache_path / "report.json").write_text(json.dumps(report.to_dict()))  # written last: marks completion
+    return concatenate_datasets(parts), report
+
+
+def _merge_reports(results) -> FeaturizationReport:
+    report = FeaturizationReport()
+    for result in results:
+        report.num_inputs += result.report.num_inputs
+        report.seconds += result.report.seconds
+        for bucket in ("skipped", "without_3d", "notes"):
+            getattr(report, bucket).extend(getattr(result.report, bucket))
+    return report
 
 
 def _features(with_labels: bool):

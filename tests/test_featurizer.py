@@ -434,6 +434,19 @@ def test_empty_and_wrong_inputs():
         featurizer.featurize(["C"], conformers="none")
 
 
+def test_chunks_count_from_the_start_and_merge_to_featurize():
+    featurizer = MoleBlendFeaturizer(conformer="none", errors="skip")
+    inputs = ["CCO", "C1CC", "c1ccccc1", "CCN", "*C", "O"]
+    chunks = list(featurizer.featurize_chunks(inputs, chunk_size=2))
+    assert [c.input_indices for c in chunks] == [[0], [2, 3], [5]]
+    assert [[s.index for s in c.report.skipped] for c in chunks] == [[1], [], [4]]
+    assert [c.report.num_inputs for c in chunks] == [2, 2, 2]
+    whole = featurizer.featurize(inputs)
+    assert whole.input_indices == [0, 2, 3, 5] and whole.report.num_inputs == 6
+    for a, b in zip(whole.features, [f for c in chunks for f in c.features]):
+        np.testing.assert_array_equal(a["path_bonds"], b["path_bonds"])
+
+
 def test_results_do_not_depend_on_input_order():
     smiles = ["CC(=O)Nc1ccc(O)cc1", "[Na+].[Cl-]", "C1CC1"]
     featurizer = MoleBlendFeaturizer(conformer="none")

@@ -315,39 +315,66 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         **overrides,
     ) -> FeaturizationResult:
         """Per-molecule, unpadded numpy arrays (what a ``datasets`` table stores and the collator pads)."""
+        chunks = list(self.featurize_chunks(molecules, None, labels, label_columns, progress, **overrides))
+        return _merge_results(chunks)
+
+    def featurize_chunks(
+        self,
+        molecules,
+        chunk_size: int | None = 10_000,
+        labels: Sequence | None = None,
+        label_columns: Sequence[str] | None = None,
+        progress: bool | None = None,
+        **overrides,
+    ) -> Iterator[FeaturizationResult]:
+        """``featurize`` in pieces of ``chunk_size`` inputs (None: one piece), so that a corpus of millions of
+        molecules is featurized with bounded memory; ``input_indices`` count from the start of the whole input
+        and each piece carries the report of its own inputs."""
         settings = self._with_overrides(overrides)
-        started = time.perf_counter()
         size = _input_size(molecules)
         if labels is not None and size is not None and len(labels) != size:
             raise ValueError(f"got {len(labels)} labels for {size} molecules")
-        report = FeaturizationReport()
         if progress is None:
             progress = size >= PROGRESS_MIN_MOLECULES if size is not None else _file_mb(molecules) > 1
+        chunk: list[_Record] = []
+        seen = 0
+        chunk_started = time.perf_counter()
+        # Streamed: records are parsed lazily and featurized a chunk at a time; only molecules waiting for a
+        # conformer keep their RDKit Mol, so memory grows with one chunk's arrays, not with the corpus.
+        with rdBase.BlockLogs():  # failures are reported through our errors, not RDKit's stderr log
+            for record in self._progress(self._records(molecules), progress, "featurizing", total=size):
+                seen += 1
+                chunk.append(record)
+                if chunk_size and len(chunk) == chunk_size:
+                    yield self._featurize_chunk(chunk, settings, labels, label_columns, progress, chunk_started)
+                    chunk, chunk_started = [], time.perf_counter()
+        if seen == 0:
+            raise ValueError("no molecules given (an empty list, or an SDF file without records)")
+        if chunk:
+            yield self._featurize_chunk(chunk, settings, labels, label_columns, progress, chunk_started)
+
+    def _featurize_chunk(self, records, settings, labels, label_columns, progress, started) -> FeaturizationResult:
+        report = FeaturizationReport(num_inputs=len(records))
         features: dict[int, dict] = {}
         properties_by_index: dict[int, dict[str, str]] = {}
         needs_conformer: list[tuple[int, object]] = []
         texts: dict[int, str] = {}
-        # Streamed: one record is parsed, featurized and dropped at a time; only molecules waiting for a
-        # conformer keep their RDKit Mol, so memory grows with the output arrays, not with RDKit objects.
-        with rdBase.BlockLogs():  # failures are reported through our errors, not RDKit's stderr log
-            for record in self._progress(self._records(molecules), progress, "featurizing", total=size):
-                report.num_inputs += 1
+        with rdBase.BlockLogs():
+            for record in records:
                 try:
                     features[record.index] = self._featurize_record(record, settings, labels, label_columns)
                 except MoleculeError as error:
                     self._fail(error, settings, report)
                     continue
+                finally:
+                    record_mol, record.mol = record.mol, None  # drop the Mol unless a conformer needs it
                 if record.properties:
                     properties_by_index[record.index] = record.properties
                 if self._wants_generation(features[record.index], settings):
-                    needs_conformer.append((record.index, record.mol))
+                    needs_conformer.append((record.index, record_mol))
                     texts[record.index] = record.text
-        if report.num_inputs == 0:
-            raise ValueError("no molecules given (an empty list, or an SDF file without records)")
-
         if needs_conformer:
             self._add_conformers(features, needs_conformer, texts, settings, report, progress)
-
         kept = sorted(features)
         for index in kept:
             fallback = features[index].pop("_fallback", None)
@@ -544,6 +571,26 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         if not show or tqdm is None:
             return iterable
         return tqdm(iterable, total=total, desc=description, unit="mol", dynamic_ncols=True)
+
+
+def _merge_results(chunks: list[FeaturizationResult]) -> FeaturizationResult:
+    """One result from consecutive chunks (property tags missing from a chunk are None there)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    report = FeaturizationReport()
+    features, indices = [], []
+    names = sorted({tag for c in chunks for tag in c.properties})
+    properties: dict[str, list] = {tag: [] for tag in names}
+    for c in chunks:
+        features += c.features
+        indices += c.input_indices
+        for tag in names:
+            properties[tag] += c.properties.get(tag, [None] * len(c.features))
+        report.num_inputs += c.report.num_inputs
+        report.seconds += c.report.seconds
+        for bucket in ("skipped", "without_3d", "notes"):
+            getattr(report, bucket).extend(getattr(c.report, bucket))
+    return FeaturizationResult(features, indices, properties, report)
 
 
 def _input_size(molecules) -> int | None:
