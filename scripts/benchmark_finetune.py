@@ -44,8 +44,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     runs = []
     if args.data_dir:
-        runs += [(name, args.data_dir / file, [label]) for name, (file, label) in MOLECULENET.items()
-                 if name in args.datasets]
+        runs += [
+            (name, args.data_dir / file, [label])
+            for name, (file, label) in MOLECULENET.items()
+            if name in args.datasets
+        ]
     for spec in args.runs:
         name, rest = spec.split("=", 1)
         file, labels = rest.rsplit(":", 1)
@@ -54,10 +57,27 @@ def main(argv=None) -> int:
     for name, file, labels in runs:
         for modality in args.input_modality:
             out = args.output_dir / f"{name}_{modality}"
-            command = [sys.executable, str(Path(__file__).parent / "finetune.py"), "--train_file", str(file),
-                       "--label_columns", *labels, "--split", args.split, "--seeds", *args.seeds,
-                       "--num_train_epochs", args.epochs, "--input_modality", modality, "--output_dir", str(out),
-                       "--overwrite_output_dir", "--quiet", *args.extra]
+            command = [
+                sys.executable,
+                str(Path(__file__).parent / "finetune.py"),
+                "--train_file",
+                str(file),
+                "--label_columns",
+                *labels,
+                "--split",
+                args.split,
+                "--seeds",
+                *args.seeds,
+                "--num_train_epochs",
+                args.epochs,
+                "--input_modality",
+                modality,
+                "--output_dir",
+                str(out),
+                "--overwrite_output_dir",
+                "--quiet",
+                *args.extra,
+            ]
             started = time.perf_counter()
             completed = subprocess.run(command, capture_output=True, text=True)
             (args.output_dir / f"{name}_{modality}.log").write_text(completed.stdout + completed.stderr)
@@ -65,15 +85,23 @@ def main(argv=None) -> int:
                 print(f"{name} ({modality}) failed: see {args.output_dir / f'{name}_{modality}.log'}")
                 continue
             results = json.loads((out / "results.json").read_text())
-            row = {"name": name, "modality": modality, "wall_s": time.perf_counter() - started,
-                   "molecules": results["data"]["num_featurized"], "split": results["data"]["split"]["sizes"],
-                   "test": results["aggregate"]["test"], "baseline_test": results["aggregate"].get("baseline_test")}
+            row = {
+                "name": name,
+                "modality": modality,
+                "wall_s": time.perf_counter() - started,
+                "molecules": results["data"]["num_featurized"],
+                "split": results["data"]["split"]["sizes"],
+                "test": results["aggregate"]["test"],
+                "baseline_test": results["aggregate"].get("baseline_test"),
+            }
             table.append(row)
             print(_line(row), flush=True)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "benchmark.json").write_text(json.dumps(table, indent=2))
-    lines = ["| data | modality | molecules | metric | MoleBlend (test) | RF on Morgan FP (test) | wall time |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data | modality | molecules | metric | MoleBlend (test) | RF on Morgan FP (test) | wall time |",
+        "|---|---|---|---|---|---|---|",
+    ]
     lines += [_markdown(row) for row in table]
     (args.output_dir / "benchmark.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -91,15 +119,19 @@ def _fmt(stats) -> str:
 def _line(row) -> str:
     metric = _metric(row)
     baseline = (row["baseline_test"] or {}).get(metric)
-    return (f"{row['name']} ({row['modality']}): {metric} {_fmt(row['test'][metric])} vs RF {_fmt(baseline)}; "
-            f"{row['wall_s']:.0f} s")
+    return (
+        f"{row['name']} ({row['modality']}): {metric} {_fmt(row['test'][metric])} vs RF {_fmt(baseline)}; "
+        f"{row['wall_s']:.0f} s"
+    )
 
 
 def _markdown(row) -> str:
     metric = _metric(row)
     baseline = (row["baseline_test"] or {}).get(metric)
-    return (f"| {row['name']} | {row['modality']} | {row['molecules']} | {metric} | {_fmt(row['test'][metric])} | "
-            f"{_fmt(baseline)} | {row['wall_s'] / 60:.1f} min |")
+    return (
+        f"| {row['name']} | {row['modality']} | {row['molecules']} | {metric} | {_fmt(row['test'][metric])} | "
+        f"{_fmt(baseline)} | {row['wall_s'] / 60:.1f} min |"
+    )
 
 
 if __name__ == "__main__":
