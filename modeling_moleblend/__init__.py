@@ -62,6 +62,8 @@ MoleBlendForPropertyPrediction.register_for_auto_class("AutoModelForSequenceClas
 MoleBlendForPretraining.register_for_auto_class("AutoModelForPreTraining")
 MoleBlendFeaturizer.register_for_auto_class("AutoFeatureExtractor")
 
+from . import pipeline_moleblend  # noqa: E402,F401  (registers the "molecular-property-prediction" pipeline)
+
 __all__ = [
     "MOLEBLEND_PRESETS",
     "MoleBlendConfig",

@@ -9,8 +9,6 @@ import torch
 
 from .tokenization import MoleBlendCollator
 
-CLASSIFICATION_PROBLEMS = ("multi_label_classification", "single_label_classification")
-
 
 @torch.no_grad()
 def predict_properties(
@@ -36,7 +34,9 @@ def predict_properties(
         batch.pop("labels", None)
         for m, model in enumerate(models):
             logits = model(**batch.to(model.device)).logits.float()
-            if probabilities and model.config.problem_type in CLASSIFICATION_PROBLEMS:
+            if probabilities and model.config.problem_type == "multi_label_classification":
                 logits = torch.sigmoid(logits)
+            elif probabilities and model.config.problem_type == "single_label_classification":
+                logits = torch.softmax(logits, dim=-1)
             outputs[m, index] = logits.cpu().numpy()
     return outputs

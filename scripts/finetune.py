@@ -94,7 +94,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     train.add_argument("--output_dir", required=True, type=Path)
     train.add_argument("--overwrite_output_dir", action="store_true")
     train.add_argument("--quiet", action="store_true", help="no per-step progress bars")
-    return p.parse_args(argv)
+
+    hub = p.add_argument_group("hub (the shipped model/ folder is exported and pushed at the end)")
+    hub.add_argument("--push_to_hub", action="store_true")
+    hub.add_argument("--hub_model_id", default=None, help="e.g. my-org/moleblend-esol")
+    hub.add_argument("--hub_private_repo", action="store_true")
+    hub.add_argument("--hub_revision", default=None, help="branch to push to (created if needed)")
+    hub.add_argument("--hub_token", default=None, help="default: the usual places (HF_TOKEN, hf auth login)")
+    args = p.parse_args(argv)
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push_to_hub needs --hub_model_id")
+    return args
 
 
 # ---------------------------------------------------------------------------------------------------------- setup
@@ -386,6 +396,20 @@ def main(argv=None) -> int:
         plot_parity(labels["test"], mean_test, out / "parity.png", label_names, title="Test parity (mean of seeds)")
     _write_card(out / "model", args, results, featurizer, model, split_description, selection_metric)
     _print_summary(results, selection_metric, out)
+    if args.push_to_hub:
+        # the Trainer's own push is off: seeds would interleave in one repo and its checkpoints carry pickles
+        from modeling_moleblend.hub import export_for_hub, push_folder_to_hub
+
+        folder = export_for_hub(out / "model", out / "hub", repo_id=args.hub_model_id, overwrite=True)
+        info = push_folder_to_hub(
+            folder,
+            args.hub_model_id,
+            private=args.hub_private_repo,
+            revision=args.hub_revision,
+            token=args.hub_token,
+            commit_message=f"MoleBlend finetuned on {Path(args.train_file).name}",
+        )
+        print(f"pushed to {args.hub_model_id}: {info.commit_url}")
     return 0
 
 

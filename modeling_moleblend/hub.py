@@ -1,0 +1,254 @@
+"""Hugging Face Hub export and push for MoleBlend checkpoints.
+
+    from modeling_moleblend.hub import export_for_hub, push_folder_to_hub
+
+    folder = export_for_hub("out/model", "hub/moleblend-esol", repo_id="me/moleblend-esol")
+    info = push_folder_to_hub(folder, "me/moleblend-esol", tag="v1")   # -> CommitInfo (info.oid, info.commit_url)
+
+``export_for_hub`` turns a trained folder (``scripts/finetune.py``'s ``OUTPUT_DIR/model``, a Trainer checkpoint, a
+pretraining output) into a folder that loads from the Hub *without this package*: ``model.safetensors``,
+``config.json`` whose ``auto_map`` names ``AutoConfig``, ``AutoModel``, ``AutoModelForSequenceClassification`` and
+``AutoModelForPreTraining``, ``preprocessor_config.json`` with an ``AutoFeatureExtractor`` entry, the flat
+``*.py`` code files those entries point at, and a ``README.md`` model card (kept from the trained folder, or
+generated from its config and the run's ``results.json``).
+
+``push_folder_to_hub`` uploads such a folder through ``huggingface_hub.HfApi`` (so ``HF_ENDPOINT`` / ``HF_TOKEN``
+apply): the files in one commit, then the card in a commit of its own, last, so that nothing uploaded with the
+files (or by another uploader that writes a generic card) ends up as the repo's README.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME, SAFE_WEIGHTS_NAME
+
+from .configuration_moleblend import MoleBlendConfig
+from .hub_card import CardInfo, MetricSummary, write_model_card
+from .modeling_moleblend import MoleBlendForPretraining, MoleBlendForPropertyPrediction, MoleBlendModel
+from .tokenization import MoleBlendFeaturizer
+
+logger = logging.getLogger(__name__)
+
+CARD_NAME = "README.md"
+CARD_PLACEHOLDER = "REPO_OR_FOLDER"  # what hub_card's usage snippet says where the repo id goes
+MODEL_CLASSES = {cls.__name__: cls for cls in (MoleBlendModel, MoleBlendForPropertyPrediction, MoleBlendForPretraining)}
+# The Auto classes a Hub user of a MoleBlend repo expects to work with trust_remote_code=True.
+REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSequenceClassification")
+# Never uploaded: pickles (training_args.bin, optimizer states) and Python caches.
+NEVER_UPLOAD = ["training_args.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "optimizer.*", "scheduler.*", "rng_state*"]
+NEVER_UPLOAD += ["__pycache__/*", "*.pyc", ".cache/*"]
+
+
+# ---------------------------------------------------------------------------------------------------------- export
+
+
+def export_for_hub(
+    trained_folder: str | Path,
+    repo_folder: str | Path,
+    *,
+    card: CardInfo | None = None,
+    regenerate_card: bool = False,
+    repo_id: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a Hub-ready copy of ``trained_folder`` into ``repo_folder`` and return ``repo_folder``.
+
+    Args:
+        trained_folder: a folder written by ``save_pretrained`` (a MoleBlend model, optionally with the featurizer's
+            ``preprocessor_config.json`` and a ``README.md`` card).
+        repo_folder: where the export goes (created; must be empty unless ``overwrite``).
+        card: write this card. Otherwise the trained folder's ``README.md`` is kept, or, if it has none or
+            ``regenerate_card``, a card is generated from the config and the run's ``results.json`` (looked up in
+            the folder and its parent, as ``scripts/finetune.py`` writes them).
+        repo_id: the Hub id the folder is meant for: it replaces the card's ``REPO_OR_FOLDER`` placeholders.
+        overwrite: replace a non-empty ``repo_folder``.
+
+    Raises:
+        ValueError: the folder is not a MoleBlend model, or the export would not load without the package.
+    """
+    trained, out = Path(trained_folder), Path(repo_folder)
+    if not (trained / CONFIG_NAME).is_file():
+        raise ValueError(f"{trained} has no {CONFIG_NAME}: not a saved model folder")
+    if out.resolve() == trained.resolve():
+        raise ValueError("repo_folder must differ from trained_folder (the export is written from scratch)")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty: pass overwrite=True (--overwrite_output_dir)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    config = MoleBlendConfig.from_pretrained(trained)
+    model_class = _model_class(config)
+    model = model_class.from_pretrained(trained)
+    # save_pretrained copies the defining .py files flat and writes auto_map (MoleBlend pre-seeds every auto class)
+    model.save_pretrained(out)
+    featurizer = None
+    if (trained / FEATURE_EXTRACTOR_NAME).is_file():
+        featurizer = MoleBlendFeaturizer.from_pretrained(trained)
+        featurizer.save_pretrained(out)  # preprocessor_config.json + AutoFeatureExtractor auto_map + its .py files
+    else:
+        logger.warning("%s has no %s: the export has no featurizer", trained, FEATURE_EXTRACTOR_NAME)
+
+    if card is not None:
+        write_model_card(out, card)
+    elif (trained / CARD_NAME).is_file() and not regenerate_card:
+        shutil.copyfile(trained / CARD_NAME, out / CARD_NAME)
+    else:
+        write_model_card(out, card_info_from_folder(trained, model, featurizer))
+    if repo_id:
+        text = (out / CARD_NAME).read_text(encoding="utf-8")
+        (out / CARD_NAME).write_text(text.replace(CARD_PLACEHOLDER, repo_id), encoding="utf-8")
+
+    problems = check_hub_folder(out)
+    if problems:
+        raise ValueError(f"the export in {out} is incomplete: " + "; ".join(problems))
+    return out
+
+
+def _model_class(config: MoleBlendConfig) -> type:
+    names = [name for name in (config.architectures or []) if name in MODEL_CLASSES]
+    if names:
+        return MODEL_CLASSES[names[0]]
+    if config.architectures:
+        raise ValueError(f"not a MoleBlend model: architectures {config.architectures}")
+    return MoleBlendForPropertyPrediction if config.problem_type else MoleBlendModel
+
+
+def check_hub_folder(folder: str | Path) -> list[str]:
+    """What would keep ``folder`` from loading with ``trust_remote_code=True`` alone (empty list: nothing)."""
+    folder = Path(folder)
+    problems = [f"no {name}" for name in (CONFIG_NAME, SAFE_WEIGHTS_NAME) if not (folder / name).is_file()]
+    if problems:
+        return problems
+    auto_map = dict(json.loads((folder / CONFIG_NAME).read_text()).get("auto_map") or {})
+    problems += [f"config.json auto_map lacks {name}" for name in REQUIRED_AUTO_CLASSES if name not in auto_map]
+    if (folder / FEATURE_EXTRACTOR_NAME).is_file():
+        extractor_map = json.loads((folder / FEATURE_EXTRACTOR_NAME).read_text()).get("auto_map") or {}
+        if "AutoFeatureExtractor" not in extractor_map:
+            problems.append(f"{FEATURE_EXTRACTOR_NAME} auto_map lacks AutoFeatureExtractor")
+        auto_map.update(extractor_map)
+    for name, reference in auto_map.items():
+        references = reference if isinstance(reference, (list, tuple)) else [reference]
+        for item in filter(None, references):
+            if "--" in item:  # code in another repo: not checked here
+                continue
+            module = item.rsplit(".", 1)[0]
+            if not (folder / f"{module}.py").is_file():
+                problems.append(f"auto_map[{name}] points at {module}.py, which is missing")
+    return problems
+
+
+def card_info_from_folder(trained: Path, model, featurizer: MoleBlendFeaturizer | None) -> CardInfo:
+    """A card for a folder without one: what the config says, plus test metrics from the run's results.json."""
+    config = model.config
+    results = {}
+    for candidate in (trained / "results.json", trained.parent / "results.json"):
+        if candidate.is_file():
+            results = json.loads(candidate.read_text())
+            break
+    data = results.get("data", {})
+    tasks = list(data.get("tasks") or [config.id2label[i] for i in range(config.num_labels)])
+    metrics = [
+        MetricSummary(name, stats["mean"], stats.get("std", 0.0), list(stats.get("values", [])), split="test")
+        for name, stats in results.get("aggregate", {}).get("test", {}).items()
+    ]
+    baseline = [
+        MetricSummary(name, stats["mean"], stats.get("std", 0.0), list(stats.get("values", [])), split="test")
+        for name, stats in results.get("aggregate", {}).get("baseline_test", {}).items()
+    ]
+    is_property_model = isinstance(model, MoleBlendForPropertyPrediction)
+    kind = (config.problem_type or "regression").replace("_", " ")
+    summary = (
+        f"A MoleBlend model that predicts {', '.join(tasks)} ({kind}) from molecular structure."
+        if is_property_model
+        else f"A MoleBlend encoder ({type(model).__name__}) for molecular representations."
+    )
+    dataset = data.get("file")
+    return CardInfo(
+        model_name=trained.resolve().name if trained.name != "model" else trained.resolve().parent.name,
+        summary=summary,
+        task="molecular property prediction" if is_property_model else "molecular representation learning",
+        dataset_name=Path(dataset).name if dataset else None,
+        task_names=tasks if is_property_model else [],
+        problem_type=config.problem_type if is_property_model else None,
+        split=data.get("split", {}).get("description"),
+        protocol=results.get("protocol"),
+        seeds=list(results.get("training", {}).get("seeds", [])),
+        metrics=metrics,
+        baseline_metrics=baseline,
+        architecture={
+            "Layers": config.num_hidden_layers,
+            "Hidden size": config.hidden_size,
+            "Attention heads": config.num_attention_heads,
+            "Input modality": config.input_modality,
+            "Parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        },
+        featurizer=(
+            {"max_atoms": featurizer.max_atoms, "conformer": featurizer.conformer, "mmff": featurizer.mmff}
+            if featurizer is not None
+            else {}
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------- push
+
+
+def push_folder_to_hub(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload MoleBlend model",
+    *,
+    tag: str | None = None,
+    endpoint: str | None = None,
+    check: bool = True,
+):
+    """Upload ``folder`` to the Hub repo ``repo_id`` and return the ``CommitInfo`` of the last commit.
+
+    Creates the repo if needed (``private`` applies only then), and the branch ``revision`` from ``main`` if it
+    does not exist. Uploads every file except ``README.md`` and pickles in one commit, then ``README.md`` in a
+    second commit (the card is always the last word), then tags the result with ``tag`` if given. Unchanged
+    files are not re-uploaded. ``endpoint`` defaults to ``HF_ENDPOINT``, ``token`` to the saved / ``HF_TOKEN`` one.
+    With ``check``, a folder that would not load with ``trust_remote_code=True`` alone is refused.
+    """
+    from huggingface_hub import HfApi  # imported late: HF_ENDPOINT is read when huggingface_hub is imported
+
+    folder = Path(folder)
+    if check and (problems := check_hub_folder(folder)):
+        raise ValueError(f"{folder} is not ready for the Hub: " + "; ".join(problems) + " (use export_for_hub)")
+    api = HfApi(endpoint=endpoint, token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if revision and revision != "main":
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    skipped = [p.name for p in folder.iterdir() if p.is_file() and p.name == "training_args.bin"]
+    if skipped:
+        logger.warning("not uploading %s (pickles are never pushed)", skipped)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=folder,
+        revision=revision,
+        commit_message=commit_message,
+        ignore_patterns=[CARD_NAME, *NEVER_UPLOAD],
+    )
+    if (folder / CARD_NAME).is_file():
+        info = api.upload_file(
+            path_or_fileobj=folder / CARD_NAME,
+            path_in_repo=CARD_NAME,
+            repo_id=repo_id,
+            revision=revision,
+            commit_message=f"{commit_message}: model card",
+        )
+    if tag:
+        api.create_tag(repo_id, tag=tag, revision=info.oid)
+    logger.info("pushed %s to %s (commit %s)", folder, repo_id, info.oid)
+    return info
+
+
+__all__ = ["check_hub_folder", "card_info_from_folder", "export_for_hub", "push_folder_to_hub"]
