@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from modeling_moleblend.hub_card import CardInfo, MetricSummary, write_model_card
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers.dynamic_module_utils import custom_object_save
 
 from modeling_moleblend import (
     MOLEBLEND_PRESETS,
@@ -101,6 +102,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     hub.add_argument("--hub_private_repo", action="store_true")
     hub.add_argument("--hub_revision", default=None, help="branch to push to (created if needed)")
     hub.add_argument("--hub_token", default=None, help="default: the usual places (HF_TOKEN, hf auth login)")
+    hub.add_argument(
+        "--hub_strategy",
+        default="end",
+        choices=["end", "every_save", "checkpoint", "all_checkpoints"],
+        help="end: push only the selected model (default). Otherwise the Trainer also pushes each seed's saves "
+        "to the branch seed-K as its hub_strategy does (those checkpoints include the Trainer's pickled state)",
+    )
     args = p.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
@@ -275,6 +283,7 @@ def main(argv=None) -> int:
             save_only_model=True,
             disable_tqdm=args.quiet,
             use_cpu=not torch.cuda.is_available(),
+            **_trainer_push_arguments(args, seed),
         )
         callbacks = [EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []
         trainer = Trainer(
@@ -287,6 +296,9 @@ def main(argv=None) -> int:
             processing_class=featurizer,
             callbacks=callbacks,
         )
+        if training_args.push_to_hub:
+            # the pushed folder's config.json names the code files in its auto_map: put them there from the start
+            custom_object_save(model, training_args.output_dir, config=model.config)
         trainer.train()
         histories[seed] = trainer.state.log_history
         best_epoch = _best_epoch(trainer.state.log_history, selection_metric, greater_is_better)
@@ -414,6 +426,26 @@ def main(argv=None) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
+
+
+def _trainer_push_arguments(args, seed: int) -> dict:
+    """Trainer pushes of one seed's saves go to the branch seed-K (seeds would interleave on one branch)."""
+    if not args.push_to_hub or args.hub_strategy == "end":
+        return {}
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=args.hub_token)
+    api.create_repo(args.hub_model_id, private=args.hub_private_repo, exist_ok=True)
+    api.create_branch(args.hub_model_id, branch=f"seed-{seed}", exist_ok=True)
+    return {
+        "push_to_hub": True,
+        "hub_model_id": args.hub_model_id,
+        "hub_strategy": args.hub_strategy,
+        "hub_revision": f"seed-{seed}",
+        "hub_private_repo": args.hub_private_repo,
+        "hub_token": args.hub_token,
+        "hub_always_push": True,  # otherwise a save is skipped while the previous push is still uploading
+    }
 
 
 def _headline(metrics: dict) -> dict[str, float]:

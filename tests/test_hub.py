@@ -433,7 +433,7 @@ def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
         "--output_dir",
         str(tmp_path / "ft"),
     ]
-    finetune += ["--push_to_hub", "--hub_model_id", "tester/ft-push"]
+    finetune += ["--push_to_hub", "--hub_model_id", "tester/ft-push", "--hub_strategy", "every_save"]
     pretrain = ["--train_file", str(sample), "--config_overrides", tiny, "--max_train_samples", "64"]
     pretrain += ["--max_train_steps", "2", "--per_device_train_batch_size", "16", "--quiet"]
     pretrain += ["--output_dir", str(tmp_path / "pre"), "--push_to_hub", "--hub_model_id", "tester/pre-push"]
@@ -469,4 +469,6 @@ def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
         assert not any(name.endswith((".bin", ".pt", ".pkl", ".pth")) or name.startswith("step_") for name in files)
         config = json.loads(hub.file_bytes(repo, "config.json"))
         assert config["architectures"] == [weights_class]
+    seed_branch = hub.files("tester/ft-push", revision="seed-0")  # the Trainer's pushes (--hub_strategy every_save)
+    assert {"model.safetensors", "config.json", "modeling_moleblend.py", "configuration_moleblend.py"} <= set(seed_branch)
         assert config["auto_map"]["AutoModelForSequenceClassification"].endswith("MoleBlendForPropertyPrediction")
