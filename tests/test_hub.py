@@ -469,6 +469,6 @@ def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
         assert not any(name.endswith((".bin", ".pt", ".pkl", ".pth")) or name.startswith("step_") for name in files)
         config = json.loads(hub.file_bytes(repo, "config.json"))
         assert config["architectures"] == [weights_class]
-    seed_branch = hub.files("tester/ft-push", revision="seed-0")  # the Trainer's pushes (--hub_strategy every_save)
-    assert {"model.safetensors", "config.json", "modeling_moleblend.py", "configuration_moleblend.py"} <= set(seed_branch)
         assert config["auto_map"]["AutoModelForSequenceClassification"].endswith("MoleBlendForPropertyPrediction")
+    seed_branch = set(hub.files("tester/ft-push", revision="seed-0"))  # the Trainer's pushes (every_save)
+    assert {"model.safetensors", "config.json", "modeling_moleblend.py", "configuration_moleblend.py"} <= seed_branch
