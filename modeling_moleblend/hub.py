@@ -46,6 +46,31 @@ NEVER_UPLOAD += ["__pycache__/*", "*.pyc", ".cache/*"]
 # ---------------------------------------------------------------------------------------------------------- export
 
 
+def add_hub_arguments(parser, title: str):
+    """The ``--push_to_hub`` options every training script shares; returns the argument group."""
+    hub = parser.add_argument_group(title)
+    hub.add_argument("--push_to_hub", action="store_true")
+    hub.add_argument("--hub_model_id", default=None, help="e.g. my-org/moleblend-esol")
+    hub.add_argument("--hub_private_repo", action="store_true")
+    hub.add_argument("--hub_revision", default=None, help="branch to push to (created if needed)")
+    hub.add_argument("--hub_token", default=None, help="default: the usual places (HF_TOKEN, hf auth login)")
+    return hub
+
+
+def export_and_push(args, trained_folder: str | Path, repo_folder: str | Path, commit_message: str):
+    """Export ``trained_folder`` into ``repo_folder`` (checkpoints and logs left out) and push it as the script's
+    ``--hub_*`` arguments say; returns the last commit's info."""
+    folder = export_for_hub(trained_folder, repo_folder, repo_id=args.hub_model_id, overwrite=True)
+    return push_folder_to_hub(
+        folder,
+        args.hub_model_id,
+        private=args.hub_private_repo,
+        revision=args.hub_revision,
+        token=args.hub_token,
+        commit_message=commit_message,
+    )
+
+
 def export_for_hub(
     trained_folder: str | Path,
     repo_folder: str | Path,

@@ -109,6 +109,28 @@ def _read_sdf(path: Path, label_columns: list[str], split_column: str | None) ->
     return MoleculeTable(str(path), smiles, labels, label_columns, split_values, sdf_path=path)
 
 
+def featurize_rows(
+    path: str | Path,
+    featurizer: MoleBlendFeaturizer,
+    smiles_column: str = "smiles",
+    conformer: str | None = None,
+    num_workers: int | None = None,
+):
+    """Read a CSV or SDF and featurize every row, skipping (and naming) the bad ones, for prediction-style
+    scripts that must write one output row per input row. Returns ``(table, result, errors)`` where ``errors``
+    maps an input row to "ErrorType: reason"."""
+    overrides: dict = {"errors": "skip"}
+    if conformer:
+        overrides["conformer"] = conformer
+    if num_workers is not None:
+        overrides["num_workers"] = num_workers
+    table = read_molecule_table(path, smiles_column)
+    inputs = table.sdf_path if table.sdf_path is not None else table.smiles
+    result = featurizer.featurize(inputs, **overrides)
+    errors = {item.index: f"{item.error_type}: {item.reason}" for item in result.report.skipped}
+    return table, result, errors
+
+
 def _table_key(table: MoleculeTable, featurizer: MoleBlendFeaturizer) -> str:
     digest = hashlib.sha256()
     if table.sdf_path is not None:

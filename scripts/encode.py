@@ -36,7 +36,7 @@ from modeling_moleblend import (
     MoleBlendForPropertyPrediction,
     MoleBlendModel,
 )
-from modeling_moleblend.molecule_data import read_molecule_table
+from modeling_moleblend.molecule_data import featurize_rows
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (MoleBlendModel, MoleBlendForPropertyPrediction, MoleBlendForPretraining)}
 
@@ -99,16 +99,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder = load_encoder(args.model_name_or_path, args.revision).to(device)
     featurizer = MoleBlendFeaturizer.from_pretrained(args.model_name_or_path, revision=args.revision)
-    overrides = {"errors": "skip"}
-    if args.conformer:
-        overrides["conformer"] = args.conformer
-    if args.num_workers is not None:
-        overrides["num_workers"] = args.num_workers
-
-    table = read_molecule_table(args.input, args.smiles_column)
-    inputs = table.sdf_path if table.sdf_path is not None else table.smiles
-    result = featurizer.featurize(inputs, **overrides)
-    errors = {item.index: f"{item.error_type}: {item.reason}" for item in result.report.skipped}
+    table, result, errors = featurize_rows(args.input, featurizer, args.smiles_column, args.conformer, args.num_workers)
     pooled, atoms = encode_features(encoder, result.features, args.batch_size, args.per_atom)
     position = {row: k for k, row in enumerate(result.input_indices)}
 

@@ -42,6 +42,7 @@ from modeling_moleblend import (
     MoleBlendForPropertyPrediction,
 )
 from modeling_moleblend.baselines import random_forest_baseline
+from modeling_moleblend.hub import add_hub_arguments, export_and_push
 from modeling_moleblend.inference import predict_properties
 from modeling_moleblend.metrics import aggregate_seeds, classification_metrics, regression_metrics
 from modeling_moleblend.molecule_data import (
@@ -96,12 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     train.add_argument("--overwrite_output_dir", action="store_true")
     train.add_argument("--quiet", action="store_true", help="no per-step progress bars")
 
-    hub = p.add_argument_group("hub (the shipped model/ folder is exported and pushed at the end)")
-    hub.add_argument("--push_to_hub", action="store_true")
-    hub.add_argument("--hub_model_id", default=None, help="e.g. my-org/moleblend-esol")
-    hub.add_argument("--hub_private_repo", action="store_true")
-    hub.add_argument("--hub_revision", default=None, help="branch to push to (created if needed)")
-    hub.add_argument("--hub_token", default=None, help="default: the usual places (HF_TOKEN, hf auth login)")
+    hub = add_hub_arguments(p, "hub (the shipped model/ folder is exported and pushed at the end)")
     hub.add_argument(
         "--hub_strategy",
         default="end",
@@ -410,17 +406,7 @@ def main(argv=None) -> int:
     _print_summary(results, selection_metric, out)
     if args.push_to_hub:
         # the Trainer's own push is off: seeds would interleave in one repo and its checkpoints carry pickles
-        from modeling_moleblend.hub import export_for_hub, push_folder_to_hub
-
-        folder = export_for_hub(out / "model", out / "hub", repo_id=args.hub_model_id, overwrite=True)
-        info = push_folder_to_hub(
-            folder,
-            args.hub_model_id,
-            private=args.hub_private_repo,
-            revision=args.hub_revision,
-            token=args.hub_token,
-            commit_message=f"MoleBlend finetuned on {Path(args.train_file).name}",
-        )
+        info = export_and_push(args, out / "model", out / "hub", f"MoleBlend finetuned on {Path(args.train_file).name}")
         print(f"pushed to {args.hub_model_id}: {info.commit_url}")
     return 0
 

@@ -21,7 +21,7 @@ import torch
 
 from modeling_moleblend import MoleBlendFeaturizer, MoleBlendForPropertyPrediction
 from modeling_moleblend.inference import predict_properties
-from modeling_moleblend.molecule_data import read_molecule_table
+from modeling_moleblend.molecule_data import featurize_rows
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,16 +56,7 @@ def main(argv=None) -> int:
         if other != tasks:
             raise SystemExit(f"{path} predicts {other}, but {args.model_name_or_path[0]} predicts {tasks}")
     featurizer = MoleBlendFeaturizer.from_pretrained(args.model_name_or_path[0], revision=args.revision)
-    overrides = {"errors": "skip"}
-    if args.conformer:
-        overrides["conformer"] = args.conformer
-    if args.num_workers is not None:
-        overrides["num_workers"] = args.num_workers
-
-    table = read_molecule_table(args.input, args.smiles_column)
-    inputs = table.sdf_path if table.sdf_path is not None else table.smiles
-    result = featurizer.featurize(inputs, **overrides)
-    errors = {item.index: f"{item.error_type}: {item.reason}" for item in result.report.skipped}
+    table, result, errors = featurize_rows(args.input, featurizer, args.smiles_column, args.conformer, args.num_workers)
     values = predict_properties(models, result.features, args.batch_size) if result.features else None
     position = {row: k for k, row in enumerate(result.input_indices)}
 

@@ -55,6 +55,7 @@ from modeling_moleblend import (
     MoleBlendFeaturizer,
     MoleBlendForPretraining,
 )
+from modeling_moleblend.hub import add_hub_arguments, export_and_push
 from modeling_moleblend.molecule_data import FEATURE_COLUMNS, featurize_table
 from modeling_moleblend.pretraining_data import (
     LOSS_COMPONENTS,
@@ -132,12 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--report_to", default="tensorboard", help="tracker(s) for --with_tracking, e.g. tensorboard")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    hub = p.add_argument_group("hub (the final model is exported, without checkpoints and logs, and pushed)")
-    hub.add_argument("--push_to_hub", action="store_true")
-    hub.add_argument("--hub_model_id", default=None, help="e.g. my-org/moleblend-small-qm9")
-    hub.add_argument("--hub_private_repo", action="store_true")
-    hub.add_argument("--hub_revision", default=None, help="branch to push to (created if needed)")
-    hub.add_argument("--hub_token", default=None, help="default: the usual places (HF_TOKEN, hf auth login)")
+    add_hub_arguments(p, "hub (the final model is exported, without checkpoints and logs, and pushed)")
     args = p.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
@@ -534,17 +530,8 @@ def main(argv=None) -> int:
         _write_card(out, args, results, featurizer, unwrapped.config)
         logger.info(f"model, featurizer, card and logs written to {out} ({wall:.0f} s)")
         if args.push_to_hub:
-            from modeling_moleblend.hub import export_for_hub, push_folder_to_hub
-
-            folder = export_for_hub(out, out / "hub", repo_id=args.hub_model_id, overwrite=True)
-            info = push_folder_to_hub(
-                folder,
-                args.hub_model_id,
-                private=args.hub_private_repo,
-                revision=args.hub_revision,
-                token=args.hub_token,
-                commit_message=f"MoleBlend pretrained on {Path(args.train_file).name} ({completed_steps} steps)",
-            )
+            message = f"MoleBlend pretrained on {Path(args.train_file).name} ({completed_steps} steps)"
+            info = export_and_push(args, out, out / "hub", message)
             logger.info(f"pushed to {args.hub_model_id}: {info.commit_url}")
     accelerator.wait_for_everyone()
     accelerator.end_training()

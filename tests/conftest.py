@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests never touch the network or ../shared: data comes from the package itself."""
+"""Shared fixtures. Tests never touch the network or data outside this repository: data comes from the package."""
 
 from __future__ import annotations
 
