@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from modeling_moleblend.hub_card import CardInfo, MetricSummary, write_model_card
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 from transformers.dynamic_module_utils import custom_object_save
@@ -191,9 +192,13 @@ def main(argv=None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     started = time.perf_counter()
     out: Path = args.output_dir
+    # under `accelerate launch` every process runs this script: the main one prepares data and writes outputs
+    state = PartialState()
     if out.exists() and any(out.iterdir()) and not args.overwrite_output_dir:
         raise SystemExit(f"{out} exists and is not empty: pass --overwrite_output_dir or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()  # every process has checked before the main one writes
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
 
     # ---- data: read, featurize once (cached), split
     table = read_molecule_table(
@@ -203,8 +208,10 @@ def main(argv=None) -> int:
     modality = args.input_modality or config.input_modality
     featurizer = build_featurizer(args, modality)
     cache_dir = args.cache_dir or (out.parent / ".cache")
-    dataset, report = featurize_table(table, featurizer, cache_dir=cache_dir)
-    (out / "featurization_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    with state.main_process_first():  # the main process featurizes and caches, the others read the cache
+        dataset, report = featurize_table(table, featurizer, cache_dir=cache_dir)
+    if state.is_main_process:
+        (out / "featurization_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     logger.info("featurization: %s", report.summary(max_listed=10))
     if len(dataset) < 10:
         raise SystemExit(f"only {len(dataset)} molecules could be featurized: see {out / 'featurization_report.json'}")
@@ -224,9 +231,10 @@ def main(argv=None) -> int:
         "random": "random split {:g}:{:g}:{:g}, seed " + str(args.split_seed),
         "column": "user-given split column",
     }[args.split].format(*[10 * f for f in args.split_fractions])
-    (out / "splits.json").write_text(
-        json.dumps({name: rows[idx].tolist() for name, idx in split.items()} | {"description": split_description})
-    )
+    if state.is_main_process:
+        (out / "splits.json").write_text(
+            json.dumps({name: rows[idx].tolist() for name, idx in split.items()} | {"description": split_description})
+        )
     sizes = {name: len(idx) for name, idx in split.items()}
     logger.info("split: %s %s; problem type %s; tasks %s", split_description, sizes, problem_type, label_names)
     if sizes.get("test", 0) == 0 or sizes["validation"] == 0:
@@ -310,10 +318,11 @@ def main(argv=None) -> int:
             "validation": split_metrics(problem_type, labels["validation"], outputs["validation"], label_names),
             "test": split_metrics(problem_type, labels["test"], outputs["test"], label_names),
         }
-        if trainer.is_world_process_zero():
-            trainer.save_model(str(seed_dir / "model"))  # the best-validation epoch (load_best_model_at_end)
-            (seed_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle: never ship one
-            shutil.rmtree(seed_dir / "checkpoints", ignore_errors=True)
+        trainer.save_model(str(seed_dir / "model"))  # the best-validation epoch (load_best_model_at_end)
+        if not state.is_main_process:
+            continue  # the rest (baseline, files) is the main process's
+        (seed_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle: never ship one
+        shutil.rmtree(seed_dir / "checkpoints", ignore_errors=True)
         if args.baseline_estimators > 0:
             baseline = random_forest_baseline(
                 smiles_by_split["train"],
@@ -338,6 +347,8 @@ def main(argv=None) -> int:
         )
 
     # ---- aggregate, pick the model to ship (best validation), write everything
+    if not state.is_main_process:
+        return 0
     aggregate = {
         part: aggregate_seeds([_headline(r[part]) for r in per_seed])
         for part in ("validation", "test", "baseline_test")
