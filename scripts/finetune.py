@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     out: Path = args.output_dir
     # under `accelerate launch` every process runs this script: the main one prepares data and writes outputs
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # as the Trainer will ask (use_cpu), or no DDP on CPU
     if out.exists() and any(out.iterdir()) and not args.overwrite_output_dir:
         raise SystemExit(f"{out} exists and is not empty: pass --overwrite_output_dir or choose another folder")
     state.wait_for_everyone()  # every process has checked before the main one writes
@@ -242,9 +242,13 @@ def main(argv=None) -> int:
 
     model_columns = [c for c in (*FEATURE_COLUMNS, "labels")]
     tables = {
-        name: dataset.select(idx).select_columns(model_columns).with_format("numpy") for name, idx in split.items()
+        name: dataset.select(idx, keep_in_memory=True).select_columns(model_columns).with_format("numpy")
+        for name, idx in split.items()
     }
-    labels = {name: np.asarray(dataset.select(idx)["labels"], dtype=np.float32) for name, idx in split.items()}
+    labels = {
+        name: np.asarray(dataset.select(idx, keep_in_memory=True)["labels"], dtype=np.float32)
+        for name, idx in split.items()
+    }
     smiles_by_split = {name: [smiles[i] for i in idx] for name, idx in split.items()}
     selection_metric = "roc_auc" if problem_type == CLASSIFICATION else "rmse"
     greater_is_better = problem_type == CLASSIFICATION
@@ -388,6 +392,7 @@ def main(argv=None) -> int:
             "weight_decay": args.weight_decay,
             "early_stopping_patience": args.early_stopping_patience,
             "seeds": args.seeds,
+            "num_processes": state.num_processes,
         },
         "per_seed": per_seed,
         "aggregate": aggregate,

@@ -320,16 +320,22 @@ def main(argv=None) -> int:
     if len(train_idx) == 0:
         raise SystemExit(f"no training molecules: see {out / 'featurization_report.json'}")
     features = dataset.select_columns(list(FEATURE_COLUMNS)).with_format("numpy")
-    train_dataset = features.select(train_idx)
-    eval_lengths = np.asarray(dataset.select(eval_idx)["num_atoms"]) if len(eval_idx) else np.zeros(0)
+    train_dataset = features.select(train_idx, keep_in_memory=True)
+    eval_lengths = (
+        np.asarray(dataset.select(eval_idx, keep_in_memory=True)["num_atoms"]) if len(eval_idx) else np.zeros(0)
+    )
     # validation in size order: little padding, and the order does not matter for a mean
-    eval_dataset = features.select(eval_idx[np.argsort(eval_lengths, kind="stable")]) if len(eval_idx) else None
+    eval_dataset = (
+        features.select(eval_idx[np.argsort(eval_lengths, kind="stable")], keep_in_memory=True)
+        if len(eval_idx)
+        else None
+    )
     logger.info(f"{len(train_dataset)} training and {len(eval_idx)} validation molecules")
 
     pad_to = args.pad_to_multiple_of or (8 if accelerator.device.type == "cuda" else None)
     collator = MoleBlendCollator(pad_to_multiple_of=pad_to)
     bucket_sampler = LengthBucketedBatchSampler(
-        np.asarray(dataset.select(train_idx)["num_atoms"]),
+        np.asarray(dataset.select(train_idx, keep_in_memory=True)["num_atoms"]),
         args.per_device_train_batch_size,
         seed=args.seed,
         megabatch_batches=args.megabatch_batches,

@@ -126,3 +126,25 @@ def test_multitask_classification_with_missing_labels(tmp_path, esol_rows):
     assert test["n_tasks_scored"] + len(test["skipped_tasks"]) == 2
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert model.config.num_labels == 2 and model.config.id2label == {0: "soluble", 1: "assay"}
+
+
+@pytest.mark.slow
+def test_finetune_under_accelerate_launch_with_two_processes(tmp_path, esol_rows):
+    """Two CPU processes (gloo DDP): the main one featurizes first and writes every output, once."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data.csv"
+    data.write_text("smiles,logS\n" + "\n".join(f"{r['smiles']},{r['logS']}" for r in esol_rows[:40]) + "\n")
+    out = tmp_path / "out"
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    command += [str(SCRIPTS / "finetune.py"), "--train_file", str(data), "--label_columns", "logS", "--seeds", "0"]
+    command += ["--num_train_epochs", "1", "--output_dir", str(out), *TINY]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.count("RF on Morgan FP") == 1  # one summary: only the main process reports
+    results = json.loads((out / "results.json").read_text())
+    assert results["per_seed"][0]["seed"] == 0 and (out / "model" / "model.safetensors").exists()
+    assert results["training"]["num_processes"] == 2  # really data-parallel, not two independent runs
