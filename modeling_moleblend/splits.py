@@ -66,10 +66,16 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def scaffold_groups(smiles: Sequence[str], include_chirality: bool = False) -> list[list[int]]:
+SCAFFOLD_TIE_ORDERS = ("deepchem", "ascending")
+
+
+def scaffold_groups(smiles: Sequence[str], include_chirality: bool = False, ties: str = "deepchem") -> list[list[int]]:
     """Indices grouped by Murcko scaffold, in scaffold-split order.
 
-    Order: largest group first; equal sizes by the group's first (smallest) index, smallest first.
+    Order: largest group first. Groups of equal size: ``ties="deepchem"`` (default, the MoleculeNet convention of
+    deepchem's ScaffoldSplitter, which sorts by (size, first index) descending) puts the group with the larger
+    first index first; ``ties="ascending"`` the smaller first index first. The choice decides which singleton
+    scaffolds land in test: on the BBBP copy used here "ascending" leaves only positives in validation and test.
 
     Raises:
         ValueError: a SMILES is invalid (the message names its index).
@@ -81,11 +87,15 @@ def scaffold_groups(smiles: Sequence[str], include_chirality: bool = False) -> l
         except ValueError as error:
             raise ValueError(f"Row {index}: {error}") from None
         groups.setdefault(scaffold, []).append(index)
+    if ties not in SCAFFOLD_TIE_ORDERS:
+        raise ValueError(f"ties must be one of {SCAFFOLD_TIE_ORDERS}, got {ties!r}")
+    if ties == "deepchem":
+        return sorted(groups.values(), key=lambda group: (len(group), group[0]), reverse=True)
     return sorted(groups.values(), key=lambda group: (-len(group), group[0]))
 
 
 def scaffold_split(
-    smiles: Sequence[str], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    smiles: Sequence[str], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), ties: str = "deepchem"
 ) -> dict[str, list[int]]:
     """Deterministic Bemis-Murcko scaffold split (deepchem / MoleculeNet convention).
 
@@ -98,6 +108,7 @@ def scaffold_split(
     Args:
         smiles: n SMILES strings.
         fractions: (train, validation, test), non-negative, summing to 1.
+        ties: order of equal-size scaffold groups, see ``scaffold_groups``.
 
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}``: sorted indices, disjoint, covering ``range(n)``.
@@ -110,7 +121,7 @@ def scaffold_split(
     train_cutoff = frac_train * n + _CUTOFF_TOLERANCE
     valid_cutoff = (frac_train + frac_valid) * n + _CUTOFF_TOLERANCE
     split: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
-    for group in scaffold_groups(smiles):
+    for group in scaffold_groups(smiles, ties=ties):
         if len(split["train"]) + len(group) <= train_cutoff:
             split["train"].extend(group)
         elif len(split["train"]) + len(split["validation"]) + len(group) <= valid_cutoff:
@@ -172,6 +183,7 @@ def make_split(
     seed: int = 0,
     column_values: Sequence[str] | None = None,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    scaffold_ties: str = "deepchem",
 ) -> dict[str, list[int]]:
     """Split ``smiles`` by ``kind``: ``"scaffold"`` (default protocol), ``"random"`` or ``"column"``.
 
@@ -183,7 +195,7 @@ def make_split(
     """
     fractions = _check_fractions(fractions)
     if kind == "scaffold":
-        return scaffold_split(smiles, fractions)
+        return scaffold_split(smiles, fractions, ties=scaffold_ties)
     if kind == "random":
         return random_split(len(smiles), fractions, seed=seed)
     if kind == "column":

@@ -71,6 +71,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--split_column", default=None, help="with --split column: train/validation/test per row")
     data.add_argument("--split_fractions", nargs=3, type=float, default=[0.8, 0.1, 0.1])
     data.add_argument("--split_seed", type=int, default=0, help="for --split random (scaffold is deterministic)")
+    data.add_argument(
+        "--scaffold_ties",
+        default="deepchem",
+        choices=["deepchem", "ascending"],
+        help="order of equal-size scaffold sets: deepchem's (default, MoleculeNet convention) or ascending index",
+    )
     data.add_argument("--cache_dir", default=None, help="featurized-data cache (default: OUTPUT_DIR/../.cache)")
 
     model = p.add_argument_group("model")
@@ -225,9 +231,12 @@ def main(argv=None) -> int:
     rows = np.asarray(dataset["row"])
     smiles = dataset["smiles"]
     column_values = [table.split_values[r] for r in rows] if args.split == "column" else None
-    split = make_split(args.split, smiles, args.split_seed, column_values, tuple(args.split_fractions))
+    split = make_split(
+        args.split, smiles, args.split_seed, column_values, tuple(args.split_fractions), args.scaffold_ties
+    )
     split_description = {
-        "scaffold": "Bemis-Murcko scaffold split {:g}:{:g}:{:g}, deterministic (largest scaffold sets to train)",
+        "scaffold": "Bemis-Murcko scaffold split {:g}:{:g}:{:g}, deterministic (largest scaffold sets to train, "
+        + f"{args.scaffold_ties} order of equal-size sets)",
         "random": "random split {:g}:{:g}:{:g}, seed " + str(args.split_seed),
         "column": "user-given split column",
     }[args.split].format(*[10 * f for f in args.split_fractions])

@@ -109,12 +109,17 @@ def test_scaffold_split_tiny_exact_assignment():
     assert split == {"train": [0, 1, 3, 5, 6, 8, 9], "validation": [4], "test": [2, 7]}
 
 
-def test_scaffold_split_ties_by_first_index():
-    # pyridine {0, 3} and benzene {1, 2} both have size 2: pyridine's first index (0) is smaller, so it goes first.
+def test_scaffold_split_tie_orders():
+    # pyridine {0, 3} and benzene {1, 2} both have size 2. deepchem (default) sorts (size, first index) descending:
+    # benzene (first index 1) goes first; "ascending" puts pyridine (first index 0) first.
     smiles = ["c1ccncc1", "Cc1ccccc1", "c1ccccc1", "Cc1ccncc1"]
-    assert scaffold_split(smiles, (0.5, 0.5, 0.0)) == {"train": [0, 3], "validation": [1, 2], "test": []}
+    assert scaffold_split(smiles, (0.5, 0.5, 0.0)) == {"train": [1, 2], "validation": [0, 3], "test": []}
+    ascending = scaffold_split(smiles, (0.5, 0.5, 0.0), ties="ascending")
+    assert ascending == {"train": [0, 3], "validation": [1, 2], "test": []}
     swapped = ["c1ccccc1", "Cc1ccncc1", "c1ccncc1", "Cc1ccccc1"]
-    assert scaffold_split(swapped, (0.5, 0.5, 0.0)) == {"train": [0, 3], "validation": [1, 2], "test": []}
+    assert scaffold_split(swapped, (0.5, 0.5, 0.0)) == {"train": [1, 2], "validation": [0, 3], "test": []}
+    with pytest.raises(ValueError, match="ties must be one of"):
+        scaffold_split(smiles, ties="random")
 
 
 def test_scaffold_split_on_40_molecules():
