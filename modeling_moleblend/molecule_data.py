@@ -161,7 +161,8 @@ def featurize_table(
     """
     from datasets import Dataset, concatenate_datasets, load_from_disk
 
-    cache_path = Path(cache_dir) / f"featurized-{_table_key(table, featurizer)}" if cache_dir else None
+    # "v2": sharded layout; the version in the name keeps an older layout from ever being read as this one
+    cache_path = Path(cache_dir) / f"featurized-v2-{_table_key(table, featurizer)}" if cache_dir else None
     if cache_path is not None and (cache_path / "report.json").exists():
         report_dict = json.loads((cache_path / "report.json").read_text())
         shards = sorted((cache_path / "shards").iterdir())
