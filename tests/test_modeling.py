@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -238,6 +239,34 @@ def test_eager_and_sdpa_agree(batch):
     assert weights[:, :, :, 1:][padded_keys].abs().max() == 0
     as_tuple = model(**batch, return_dict=False)
     assert isinstance(as_tuple, tuple) and as_tuple[0].shape == sdpa.last_hidden_state.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run by hand on one)")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_memory_efficient_sdpa_with_bias_matches_eager(featurizer, dtype):
+    """On a GPU the float bias must go through SDPA's memory-efficient kernel (flash takes no bias) and agree
+    with eager attention, forward and backward, in float32 and under bf16 autocast."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from modeling_moleblend import MoleBlendCollator
+
+    config = MoleBlendConfig.from_preset("small", input_modality="2d3d", num_labels=1, problem_type="regression")
+    features = featurizer.featurize(SMILES, progress=False).features
+    batch = {k: v.cuda() for k, v in MoleBlendCollator(pad_to_multiple_of=8)(features).items()}
+    labels = torch.linspace(-1, 1, len(SMILES), device="cuda")[:, None]
+    results = {}
+    for implementation in ("sdpa", "eager"):
+        model = seeded(MoleBlendForPropertyPrediction, config).cuda().eval()  # eval: no dropout
+        model.set_attn_implementation(implementation)
+        only_efficient = sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]) if implementation == "sdpa" else nullcontext()
+        with only_efficient, torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            output = model(**batch, labels=labels)  # raises if the efficient kernel cannot take this bias
+        output.loss.backward()
+        gradient = model.moleblend.embeddings.atom_embedding.weight.grad.float()
+        results[implementation] = (output.logits.float(), gradient)
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(results["sdpa"][0], results["eager"][0], atol=tolerance, rtol=tolerance)
+    torch.testing.assert_close(results["sdpa"][1], results["eager"][1], atol=tolerance, rtol=tolerance)
 
 
 def parameters_without_gradient(model) -> list[str]:

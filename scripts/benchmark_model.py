@@ -1,0 +1,329 @@
+#!/usr/bin/env python
+"""Model throughput and peak memory: forward+backward (training) and inference, per preset and input modality.
+
+    python scripts/benchmark_model.py                                   # base + small, 2d/3d/2d3d, CPU, batch 32
+    python scripts/benchmark_model.py --input lipophilicity.csv --presets base --modalities 2d
+    python scripts/benchmark_model.py --device cuda --dtype bfloat16    # bf16 autocast on a GPU
+    python scripts/benchmark_model.py --graphormer_python /path/to/venv-tf4/bin/python   # + Graphormer, same run
+
+The batch is fixed: the first --batch_size molecules of the input with at least --min_atoms heavy atoms
+(drug-sized; default input: the embedded ESOL sample), featurized once with generated conformers (ETKDGv3, seed
+0) so that every modality sees the same molecules. Each configuration runs in its own process, so that peak
+memory is its own: on CPU the peak resident memory above what the process held before the model was built; on
+CUDA torch.cuda.max_memory_allocated. Timings are the median of --repeats timed steps after --warmup steps.
+
+Training step: MoleBlendForPropertyPrediction (regression, one target) forward, loss, backward, AdamW step.
+Inference: MoleBlendModel forward under torch.inference_mode.
+
+--graphormer_python runs the transformers 4.x Graphormer (GraphormerForGraphClassification, the same size as
+the preset: layers, width, heads, FFN) on the same SMILES in another interpreter, featurized with ogb's
+smiles2graph and Graphormer's own collator; that interpreter needs transformers 4.x (4.57.6 works), cython<3 and
+ogb. This machine kind is noisy: compare ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+MODALITIES = ("2d", "3d", "2d3d")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", type=Path, default=None, help="CSV (or .csv.gz) with SMILES (default: ESOL)")
+    parser.add_argument("--smiles_column", default="smiles")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--min_atoms", type=int, default=15, help="heavy atoms a molecule needs to be picked")
+    parser.add_argument("--presets", nargs="+", default=["base", "small"], choices=["base", "small"])
+    parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=MODALITIES)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="bfloat16: autocast")
+    parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--graphormer_python", default=None, help="interpreter with transformers 4.x + ogb")
+    parser.add_argument("--output", type=Path, default=Path("outputs/benchmark_model.json"))
+    parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)  # internal: one configuration
+    return parser.parse_args(argv)
+
+
+def pick_smiles(path: Path | None, column: str, count: int, min_atoms: int) -> list[str]:
+    """The first ``count`` parsable SMILES with at least ``min_atoms`` heavy atoms (deterministic)."""
+    from rdkit import Chem, rdBase
+
+    if path is None:
+        handle = resources.files("modeling_moleblend").joinpath("data/esol.csv").open()
+    elif path.name.endswith(".gz"):
+        handle = gzip.open(path, "rt", newline="")
+    else:
+        handle = open(path, newline="")
+    picked: list[str] = []
+    with handle, rdBase.BlockLogs():
+        for row in csv.DictReader(handle):
+            mol = Chem.MolFromSmiles(row[column])
+            if mol is not None and mol.GetNumHeavyAtoms() >= min_atoms:
+                picked.append(row[column])
+            if len(picked) == count:
+                break
+    if len(picked) < count:
+        raise SystemExit(f"only {len(picked)} molecules with >= {min_atoms} heavy atoms in {path or 'ESOL'}")
+    return picked
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_steps(step, warmup: int, repeats: int, synchronize) -> float:
+    """Median seconds of one call of ``step`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    synchronize()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        step()
+        synchronize()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def run_moleblend(args, preset: str, modality: str, smiles: list[str]) -> dict:
+    import torch
+
+    from modeling_moleblend import (
+        MoleBlendCollator,
+        MoleBlendConfig,
+        MoleBlendFeaturizer,
+        MoleBlendForPropertyPrediction,
+        MoleBlendModel,
+    )
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    featurizer = MoleBlendFeaturizer(conformer="generate" if modality != "2d" else "none", num_workers=1, seed=0)
+    result = featurizer.featurize(smiles, progress=False)
+    pad = 8 if device.type == "cuda" else None
+    batch = {k: v.to(device) for k, v in MoleBlendCollator(pad_to_multiple_of=pad)(result.features).items()}
+    batch.pop("labels", None)
+    config = MoleBlendConfig.from_preset(preset, input_modality=modality, num_labels=1, problem_type="regression")
+    config._attn_implementation = args.attn_implementation
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def reset_peak() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            return torch.cuda.memory_allocated() / 2**20
+        return rss_mb()
+
+    def peak(base: float) -> float:
+        if device.type == "cuda":
+            return torch.cuda.max_memory_allocated() / 2**20 - base
+        return rss_mb() - base  # ru_maxrss only grows: train runs first, inference in its own process
+
+    out: dict = {"preset": preset, "modality": modality, "device": str(device), "dtype": args.dtype}
+    if args.phase.endswith(":train"):
+        base = reset_peak()
+        model = MoleBlendForPropertyPrediction(config).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        labels = torch.randn(len(result.features), 1, device=device)
+
+        def step() -> None:
+            with autocast:
+                loss = model(**batch, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        seconds = time_steps(step, args.warmup, args.repeats, synchronize)
+        out["mode"] = "train"
+    else:
+        base = reset_peak()
+        model = MoleBlendModel(config).to(device).eval()
+
+        def step() -> None:
+            with torch.inference_mode(), autocast:
+                model(**batch)
+
+        seconds = time_steps(step, args.warmup, args.repeats, synchronize)
+        out["mode"] = "inference"
+    out["parameters_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+    out["molecules_per_s"] = len(result.features) / seconds
+    out["ms_per_batch"] = 1000 * seconds
+    out["peak_memory_mb"] = peak(base)
+    out["tokens_per_molecule"] = int(batch["atom_ids"].shape[1]) + 1  # padded atoms + the graph token
+    out["mean_atoms"] = float(batch["num_atoms"].float().mean())
+    return out
+
+
+GRAPHORMER_SIZES = {  # the MoleBlend presets' sizes, in Graphormer's names
+    "base": {"num_hidden_layers": 12, "embedding_dim": 768, "ffn_embedding_dim": 768, "num_attention_heads": 32},
+    "small": {"num_hidden_layers": 4, "embedding_dim": 128, "ffn_embedding_dim": 256, "num_attention_heads": 8},
+}
+
+
+def run_graphormer(args, preset: str, smiles: list[str]) -> dict:
+    """transformers 4.x Graphormer on the same molecules (runs in the interpreter given by --graphormer_python)."""
+    import torch
+    import transformers
+    from ogb.utils import smiles2graph
+    from transformers import GraphormerConfig, GraphormerForGraphClassification
+    from transformers.models.deprecated.graphormer.collating_graphormer import GraphormerDataCollator
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    collator = GraphormerDataCollator(on_the_fly_processing=True)
+    items = []
+    for s in smiles:
+        graph = smiles2graph(s)
+        items.append(
+            {
+                "edge_index": graph["edge_index"].tolist(),
+                "edge_attr": graph["edge_feat"].tolist(),
+                "node_feat": graph["node_feat"].tolist(),
+                "num_nodes": int(graph["num_nodes"]),
+                "y": [0.0],
+            }
+        )
+    batch = {k: v.to(device) for k, v in collator(items).items()}
+    config = GraphormerConfig(num_classes=1, **GRAPHORMER_SIZES[preset])
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    out: dict = {"preset": preset, "modality": "2d", "device": str(device), "dtype": "float32"}
+    out["model"] = f"Graphormer (transformers {transformers.__version__})"
+    base = rss_mb()
+    if args.phase.endswith(":train"):
+        model = GraphormerForGraphClassification(config).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step() -> None:
+            loss = model(**batch, return_dict=True).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        out["mode"] = "train"
+    else:
+        model = GraphormerForGraphClassification(config).to(device).eval()
+        labels = batch.pop("labels")
+
+        def step() -> None:
+            with torch.inference_mode():
+                model(**batch)
+
+        out["mode"] = "inference"
+        del labels
+    seconds = time_steps(step, args.warmup, args.repeats, synchronize)
+    out["parameters_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+    out["molecules_per_s"] = len(smiles) / seconds
+    out["ms_per_batch"] = 1000 * seconds
+    out["peak_memory_mb"] = rss_mb() - base
+    out["tokens_per_molecule"] = int(batch["input_nodes"].shape[1]) + 1
+    return out
+
+
+def run_phase(args) -> dict:
+    import torch
+
+    torch.set_num_threads(torch.get_num_threads())  # keep the default: all cores
+    kind, preset, modality, _mode = args.phase.split(":")
+    smiles = json.loads(Path(args.smiles_file).read_text())
+    if kind == "graphormer":
+        return run_graphormer(args, preset, smiles)
+    return run_moleblend(args, preset, modality, smiles)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--phase" in argv:  # internal: one configuration, run by the parent below
+        smiles_file = argv[argv.index("--smiles_file") + 1]
+        rest = [a for i, a in enumerate(argv) if a != "--smiles_file" and (i == 0 or argv[i - 1] != "--smiles_file")]
+        args = parse_args(rest)
+        args.smiles_file = smiles_file
+        print(json.dumps(run_phase(args)))
+        return 0
+    args = parse_args(argv)
+    smiles = pick_smiles(args.input, args.smiles_column, args.batch_size, args.min_atoms)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    smiles_file = args.output.with_suffix(".smiles.json")
+    smiles_file.write_text(json.dumps(smiles))
+    common = ["--device", args.device, "--dtype", args.dtype, "--attn_implementation", args.attn_implementation]
+    common += ["--warmup", str(args.warmup), "--repeats", str(args.repeats), "--smiles_file", str(smiles_file)]
+    configurations = [
+        (sys.executable, f"moleblend:{preset}:{modality}:{mode}")
+        for preset in args.presets
+        for modality in args.modalities
+        for mode in ("train", "inference")
+    ]
+    if args.graphormer_python:
+        for preset in args.presets:
+            for mode in ("train", "inference"):
+                configurations.append((args.graphormer_python, f"graphormer:{preset}:2d:{mode}"))
+    print(
+        f"{len(smiles)} molecules (>= {args.min_atoms} heavy atoms) from {args.input or 'embedded ESOL'}; "
+        f"device {args.device}, {args.dtype}, attention {args.attn_implementation}; median of {args.repeats} steps"
+    )
+    print(
+        f"{'model':10s} {'preset':6s} {'mode':5s} {'step':9s} {'params':>7s} {'mol/s':>9s} {'ms/batch':>9s} "
+        f"{'peak MB':>8s}"
+    )
+    rows = []
+    for python, phase in configurations:
+        command = [python, __file__, "--phase", phase, *common]
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            print(f"{phase}: failed\n{completed.stderr[-3000:]}", file=sys.stderr)
+            rows.append({"phase": phase, "error": completed.stderr[-3000:]})
+            continue
+        row = json.loads(completed.stdout.strip().splitlines()[-1])
+        row["phase"] = phase
+        rows.append(row)
+        name = "Graphormer" if phase.startswith("graphormer") else "MoleBlend"
+        print(
+            f"{name:10s} {row['preset']:6s} {row['modality']:5s} {row['mode']:9s} {row['parameters_m']:6.2f}M "
+            f"{row['molecules_per_s']:9.1f} {row['ms_per_batch']:9.1f} {row['peak_memory_mb']:8.0f}",
+            flush=True,
+        )
+    ratios = {}
+    for preset in args.presets:
+        for mode in ("train", "inference"):
+            ours = [r for r in rows if r.get("phase") == f"moleblend:{preset}:2d:{mode}"]
+            theirs = [r for r in rows if r.get("phase") == f"graphormer:{preset}:2d:{mode}"]
+            if ours and theirs and "error" not in ours[0] and "error" not in theirs[0]:
+                ratios[f"{preset}_{mode}_throughput_vs_graphormer"] = (
+                    ours[0]["molecules_per_s"] / theirs[0]["molecules_per_s"]
+                )
+                ratios[f"{preset}_{mode}_peak_memory_vs_graphormer"] = ours[0]["peak_memory_mb"] / max(
+                    theirs[0]["peak_memory_mb"], 1e-9
+                )
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}")
+    import torch
+
+    report = {
+        "smiles": smiles,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "hardware": f"{platform.platform()}, torch {torch.__version__}, "
+        + (torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"),
+        "rows": rows,
+        "ratios": ratios,
+    }
+    args.output.write_text(json.dumps(report, indent=2))
+    print(f"written: {args.output}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
