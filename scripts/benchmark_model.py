@@ -50,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="bfloat16: autocast")
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument("--gradient_checkpointing", action="store_true", help="training: recompute activations")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--graphormer_python", default=None, help="interpreter with transformers 4.x + ogb")
@@ -135,9 +136,12 @@ def run_moleblend(args, preset: str, modality: str, smiles: list[str]) -> dict:
         return rss_mb() - base  # ru_maxrss only grows: train runs first, inference in its own process
 
     out: dict = {"preset": preset, "modality": modality, "device": str(device), "dtype": args.dtype}
+    out["gradient_checkpointing"] = bool(args.gradient_checkpointing)
     if args.phase.endswith(":train"):
         base = reset_peak()
         model = MoleBlendForPropertyPrediction(config).to(device).train()
+        if args.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         labels = torch.randn(len(result.features), 1, device=device)
 
@@ -260,6 +264,7 @@ def main(argv=None) -> int:
     smiles_file = args.output.with_suffix(".smiles.json")
     smiles_file.write_text(json.dumps(smiles))
     common = ["--device", args.device, "--dtype", args.dtype, "--attn_implementation", args.attn_implementation]
+    common += ["--gradient_checkpointing"] if args.gradient_checkpointing else []
     common += ["--warmup", str(args.warmup), "--repeats", str(args.repeats), "--smiles_file", str(smiles_file)]
     configurations = [
         (sys.executable, f"moleblend:{preset}:{modality}:{mode}")
