@@ -24,8 +24,6 @@ ogb. This machine kind is noisy: compare ratios measured in one run.
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import platform
 import resource
@@ -63,18 +61,16 @@ def pick_smiles(path: Path | None, column: str, count: int, min_atoms: int) -> l
     """The first ``count`` parsable SMILES with at least ``min_atoms`` heavy atoms (deterministic)."""
     from rdkit import Chem, rdBase
 
-    if path is None:
-        handle = resources.files("modeling_moleblend").joinpath("data/esol.csv").open()
-    elif path.name.endswith(".gz"):
-        handle = gzip.open(path, "rt", newline="")
-    else:
-        handle = open(path, newline="")
+    from modeling_moleblend.molecule_data import read_molecule_table
+
+    with resources.as_file(resources.files("modeling_moleblend").joinpath("data/esol.csv")) as esol:
+        table = read_molecule_table(path or esol, smiles_column=column)
     picked: list[str] = []
-    with handle, rdBase.BlockLogs():
-        for row in csv.DictReader(handle):
-            mol = Chem.MolFromSmiles(row[column])
+    with rdBase.BlockLogs():
+        for smiles in table.smiles:
+            mol = Chem.MolFromSmiles(smiles) if smiles else None
             if mol is not None and mol.GetNumHeavyAtoms() >= min_atoms:
-                picked.append(row[column])
+                picked.append(smiles)
             if len(picked) == count:
                 break
     if len(picked) < count:
