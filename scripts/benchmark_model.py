@@ -54,11 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--graphormer_python", default=None, help="interpreter with transformers 4.x + ogb")
     parser.add_argument("--output", type=Path, default=Path("outputs/benchmark_model.json"))
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)  # internal: one configuration
+    parser.add_argument("--smiles_file", type=Path, default=None, help=argparse.SUPPRESS)  # internal
     return parser.parse_args(argv)
 
 
-def pick_smiles(path: Path | None, column: str, count: int, min_atoms: int) -> list[str]:
-    """The first ``count`` parsable SMILES with at least ``min_atoms`` heavy atoms (deterministic)."""
+def pick_smiles(path: Path | None, column: str, count: int, min_atoms: int) -> tuple[list[str], dict[str, int]]:
+    """The first ``count`` parsable SMILES with at least ``min_atoms`` heavy atoms (deterministic), and how many
+    rows before the last pick were passed over, by reason."""
     from rdkit import Chem, rdBase
 
     from modeling_moleblend.molecule_data import read_molecule_table
@@ -66,16 +68,21 @@ def pick_smiles(path: Path | None, column: str, count: int, min_atoms: int) -> l
     with resources.as_file(resources.files("modeling_moleblend").joinpath("data/esol.csv")) as esol:
         table = read_molecule_table(path or esol, smiles_column=column)
     picked: list[str] = []
+    passed_over = {"unparsable": 0, "too small": 0}
     with rdBase.BlockLogs():
         for smiles in table.smiles:
             mol = Chem.MolFromSmiles(smiles) if smiles else None
-            if mol is not None and mol.GetNumHeavyAtoms() >= min_atoms:
+            if mol is None:
+                passed_over["unparsable"] += 1
+            elif mol.GetNumHeavyAtoms() < min_atoms:
+                passed_over["too small"] += 1
+            else:
                 picked.append(smiles)
             if len(picked) == count:
                 break
     if len(picked) < count:
         raise SystemExit(f"only {len(picked)} molecules with >= {min_atoms} heavy atoms in {path or 'ESOL'}")
-    return picked
+    return picked, passed_over
 
 
 def rss_mb() -> float:
@@ -217,14 +224,13 @@ def run_graphormer(args, preset: str, smiles: list[str]) -> dict:
         out["mode"] = "train"
     else:
         model = GraphormerForGraphClassification(config).to(device).eval()
-        labels = batch.pop("labels")
+        batch.pop("labels")
 
         def step() -> None:
             with torch.inference_mode():
                 model(**batch)
 
         out["mode"] = "inference"
-        del labels
     seconds = time_steps(step, args.warmup, args.repeats, synchronize)
     out["parameters_m"] = sum(p.numel() for p in model.parameters()) / 1e6
     out["molecules_per_s"] = len(smiles) / seconds
@@ -235,27 +241,19 @@ def run_graphormer(args, preset: str, smiles: list[str]) -> dict:
 
 
 def run_phase(args) -> dict:
-    import torch
-
-    torch.set_num_threads(torch.get_num_threads())  # keep the default: all cores
     kind, preset, modality, _mode = args.phase.split(":")
-    smiles = json.loads(Path(args.smiles_file).read_text())
+    smiles = json.loads(args.smiles_file.read_text())
     if kind == "graphormer":
         return run_graphormer(args, preset, smiles)
     return run_moleblend(args, preset, modality, smiles)
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--phase" in argv:  # internal: one configuration, run by the parent below
-        smiles_file = argv[argv.index("--smiles_file") + 1]
-        rest = [a for i, a in enumerate(argv) if a != "--smiles_file" and (i == 0 or argv[i - 1] != "--smiles_file")]
-        args = parse_args(rest)
-        args.smiles_file = smiles_file
+    args = parse_args(argv)
+    if args.phase:  # internal: one configuration, run by the parent below
         print(json.dumps(run_phase(args)))
         return 0
-    args = parse_args(argv)
-    smiles = pick_smiles(args.input, args.smiles_column, args.batch_size, args.min_atoms)
+    smiles, passed_over = pick_smiles(args.input, args.smiles_column, args.batch_size, args.min_atoms)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     smiles_file = args.output.with_suffix(".smiles.json")
     smiles_file.write_text(json.dumps(smiles))
@@ -273,7 +271,8 @@ def main(argv=None) -> int:
             for mode in ("train", "inference"):
                 configurations.append((args.graphormer_python, f"graphormer:{preset}:2d:{mode}"))
     print(
-        f"{len(smiles)} molecules (>= {args.min_atoms} heavy atoms) from {args.input or 'embedded ESOL'}; "
+        f"{len(smiles)} molecules (>= {args.min_atoms} heavy atoms) from {args.input or 'embedded ESOL'}, "
+        f"passed over: {passed_over['unparsable']} unparsable, {passed_over['too small']} too small; "
         f"device {args.device}, {args.dtype}, attention {args.attn_implementation}; median of {args.repeats} steps"
     )
     print(
@@ -315,6 +314,7 @@ def main(argv=None) -> int:
 
     report = {
         "smiles": smiles,
+        "passed_over": passed_over,
         "settings": {k: str(v) for k, v in vars(args).items()},
         "hardware": f"{platform.platform()}, torch {torch.__version__}, "
         + (torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"),
