@@ -14,16 +14,17 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: finetune on the embedded ESOL sample (small preset, scaffold split, 3 seeds)
-	HF_HUB_OFFLINE=1 $(PY) scripts/finetune.py --train_file modeling_moleblend/data/esol.csv --label_columns logS \
+	HF_HUB_OFFLINE=1 $(VENV)/bin/moleblend finetune --train_file modeling_moleblend/data/esol.csv --label_columns logS \
 		--config_name small --split scaffold --seeds 0 1 2 --output_dir outputs/esol --overwrite_output_dir --quiet
 
 featurize-demo: $(STAMP)  ## featurize the embedded sample (2D + generated conformers) and report
-	HF_HUB_OFFLINE=1 $(PY) scripts/featurize.py
+	HF_HUB_OFFLINE=1 $(VENV)/bin/moleblend featurize --input modeling_moleblend/data/esol.csv --label_columns logS \
+		--output_dir outputs/featurize --bad_input_demo
 
 test: $(STAMP)  ## the whole test suite (offline)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff: lint and format check
 	$(VENV)/bin/ruff check modeling_moleblend tokenization hub_card scripts tests
 	$(VENV)/bin/ruff format --check modeling_moleblend tokenization hub_card scripts tests
 

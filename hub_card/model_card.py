@@ -1,6 +1,6 @@
 """Model cards for MoleBlend checkpoints: Hub metadata (``ModelCardData`` with ``eval_results``) plus a body that
 says what the model is, how it was trained, how well it does (mean +- std over seeds), how to load it, its
-limits, and how to cite the paper. Every script writes its ``README.md`` through ``write_model_card``.
+limits, and how to cite the paper. Every run writes its ``README.md`` through ``write_model_card``.
 """
 
 from __future__ import annotations
@@ -137,7 +137,17 @@ def card_body(info: CardInfo) -> str:
     lines += [
         "## How to use",
         "",
-        "With the package installed (`pip install` the MoleBlend repository):",
+        "From the command line, with the `moleblend` package installed (install a CPU or CUDA build of torch",
+        "first):",
+        "",
+        "```bash",
+        "moleblend predict --model_name_or_path REPO_OR_FOLDER --input molecules.csv --output predictions.csv",
+        "moleblend encode --model_name_or_path REPO_OR_FOLDER --input molecules.csv --output embeddings.parquet",
+        "moleblend finetune --model_name_or_path REPO_OR_FOLDER --train_file data.csv --label_columns y \\",
+        "    --output_dir out/",
+        "```",
+        "",
+        "In Python:",
         "",
         "```python",
         "import modeling_moleblend  # registers the classes with the Auto* factories",
@@ -165,11 +175,18 @@ def card_body(info: CardInfo) -> str:
                 f"Molecules with more than {max_atoms} heavy atoms are rejected by the featurizer (an error or "
                 "a reported skip, never a silent crop)."
             )
-        if conformer:
+        if conformer == "none":
+            limits.append("2D input only: the featurizer generates no conformer and the model uses no 3D.")
+        elif conformer:
+            source = {
+                "input": "the input's own 3D coordinates only",
+                "generate": "generated conformers",
+                "auto": "the input's 3D coordinates where present, else generated conformers",
+            }.get(conformer, conformer)
             limits.append(
-                f"Conformer policy used: `{conformer}` (generated conformers: seeded ETKDGv3"
+                f"3D input: {source} (conformer policy `{conformer}`; generated ones are seeded ETKDGv3"
                 f"{' + MMFF' if info.featurizer.get('mmff') else ''}); predictions for a molecule can depend on "
-                "its conformer when the model uses 3D."
+                "its conformer."
             )
     limits.append("Trained on the data above only: predictions far from that chemical space are unreliable.")
     lines += [f"- {item}" for item in limits]

@@ -1,7 +1,7 @@
 """MoleBlend model configuration.
 
 The vocabulary sizes below match the featurizer's (``tokenization/molecular_graph_moleblend.py``); they are repeated
-here, not imported, because a Hub export copies this file without the package around it.
+here, not imported, because a Hub export copies this file without the package around it (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ class MoleBlendConfig(PreTrainedConfig):
             embedding vs the 3D atom feature (sum to 1).
         blend_mask_mode: "per_molecule" (default; one symmetric mask per molecule) or "per_batch" (the reference:
             one asymmetric mask shared by the batch).
-        score_hidden_pairs_only: score each relation head only on the pairs that did not show that relation
-            (ablation; the reference scores every valid pair).
+        score_hidden_pairs_only: score each relation head only on the pairs that hid that relation: neither (i, j)
+            nor (j, i) showed it, which matters for the asymmetric "per_batch" mask (ablation; the reference scores
+            every valid pair).
         relation_head_dim: width of the pair projections whose outer product feeds the relation heads.
         num_spd_classes: classes of the shortest-path head (1..num_spd_classes-1, and a last "longer" class).
         target_3d: "distance" (default: regress d_ij) or "direction" (the reference: 1 - cos with p_j - p_i).

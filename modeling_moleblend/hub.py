@@ -5,12 +5,13 @@
     folder = export_for_hub("out/model", "hub/moleblend-esol", repo_id="me/moleblend-esol")
     info = push_folder_to_hub(folder, "me/moleblend-esol", tag="v1")   # -> CommitInfo (info.oid, info.commit_url)
 
-``export_for_hub`` turns a trained folder (``scripts/finetune.py``'s ``OUTPUT_DIR/model``, a Trainer checkpoint, a
-pretraining output) into a folder that loads from the Hub *without this package*: ``model.safetensors``,
+``export_for_hub`` turns a trained folder (``moleblend finetune``'s ``OUTPUT_DIR/model`` or a seed's model, a Trainer
+checkpoint, a pretraining output) into a folder that loads from the Hub *without this package*: ``model.safetensors``,
 ``config.json`` whose ``auto_map`` names ``AutoConfig``, ``AutoModel``, ``AutoModelForSequenceClassification`` and
 ``AutoModelForPreTraining``, ``preprocessor_config.json`` with an ``AutoFeatureExtractor`` entry, the flat
 ``*.py`` code files those entries point at, and a ``README.md`` model card (kept from the trained folder, or
-generated from its config and the run's ``results.json``).
+generated from its config and the run's ``FinetuneResult``). ``finetune_card`` / ``pretraining_card`` build the
+cards of the training runs from their typed results.
 
 ``push_folder_to_hub`` uploads such a folder through ``huggingface_hub.HfApi`` (so ``HF_ENDPOINT`` / ``HF_TOKEN``
 apply): the files in one commit, then the card in a commit of its own, last, so that nothing uploaded with the
@@ -28,14 +29,16 @@ from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME, SAFE_WEIGHTS
 
 from .configuration_moleblend import MoleBlendConfig
 from .hub_card import CardInfo, MetricSummary, write_model_card
-from .modeling_moleblend import MoleBlendForPretraining, MoleBlendForPropertyPrediction, MoleBlendModel
+from .inference import model_class_for
+from .modeling_moleblend import MoleBlendForPropertyPrediction
 from .tokenization import MoleBlendFeaturizer
+from .training.finetune import FinetuneResult, HubArguments
+from .training.pretrain import LOSS_COMPONENTS, PretrainResult
 
 logger = logging.getLogger(__name__)
 
 CARD_NAME = "README.md"
 CARD_PLACEHOLDER = "REPO_OR_FOLDER"  # what hub_card's usage snippet says where the repo id goes
-MODEL_CLASSES = {cls.__name__: cls for cls in (MoleBlendModel, MoleBlendForPropertyPrediction, MoleBlendForPretraining)}
 # The Auto classes a Hub user of a MoleBlend repo expects to work with trust_remote_code=True.
 REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSequenceClassification")
 # Never uploaded: pickles (training_args.bin, optimizer states) and Python caches.
@@ -46,20 +49,9 @@ NEVER_UPLOAD += ["__pycache__/*", "*.pyc", ".cache/*"]
 # ---------------------------------------------------------------------------------------------------------- export
 
 
-def add_hub_arguments(parser, title: str):
-    """The ``--push_to_hub`` options every training script shares; returns the argument group."""
-    hub = parser.add_argument_group(title)
-    hub.add_argument("--push_to_hub", action="store_true")
-    hub.add_argument("--hub_model_id", default=None, help="e.g. my-org/moleblend-esol")
-    hub.add_argument("--hub_private_repo", action="store_true")
-    hub.add_argument("--hub_revision", default=None, help="branch to push to (created if needed)")
-    hub.add_argument("--hub_token", default=None, help="default: the usual places (HF_TOKEN, hf auth login)")
-    return hub
-
-
-def export_and_push(args, trained_folder: str | Path, repo_folder: str | Path, commit_message: str):
+def export_and_push(args: HubArguments, trained_folder: str | Path, repo_folder: str | Path, commit_message: str):
     """Export ``trained_folder`` into ``repo_folder`` (checkpoints and logs left out) and push it as the script's
-    ``--hub_*`` arguments say; returns the last commit's info."""
+    ``hub_*`` arguments say; returns the last commit's info."""
     folder = export_for_hub(trained_folder, repo_folder, repo_id=args.hub_model_id, overwrite=True)
     return push_folder_to_hub(
         folder,
@@ -87,8 +79,8 @@ def export_for_hub(
             ``preprocessor_config.json`` and a ``README.md`` card).
         repo_folder: where the export goes (created; must be empty unless ``overwrite``).
         card: write this card. Otherwise the trained folder's ``README.md`` is kept, or, if it has none or
-            ``regenerate_card``, a card is generated from the config and the run's ``results.json`` (looked up in
-            the folder and its parent, as ``scripts/finetune.py`` writes them).
+            ``regenerate_card``, a card is generated from the config and the result of the run the folder belongs
+            to (``FinetuneResult.find``).
         repo_id: the Hub id the folder is meant for: it replaces the card's ``REPO_OR_FOLDER`` placeholders.
         overwrite: replace a non-empty ``repo_folder``.
 
@@ -107,7 +99,7 @@ def export_for_hub(
     out.mkdir(parents=True, exist_ok=True)
 
     config = MoleBlendConfig.from_pretrained(trained)
-    model_class = _model_class(config)
+    model_class = model_class_for(config)
     model = model_class.from_pretrained(trained)
     # save_pretrained copies the defining .py files flat and writes auto_map (MoleBlend pre-seeds every auto class)
     model.save_pretrained(out)
@@ -134,15 +126,6 @@ def export_for_hub(
     return out
 
 
-def _model_class(config: MoleBlendConfig) -> type:
-    names = [name for name in (config.architectures or []) if name in MODEL_CLASSES]
-    if names:
-        return MODEL_CLASSES[names[0]]
-    if config.architectures:
-        raise ValueError(f"not a MoleBlend model: architectures {config.architectures}")
-    return MoleBlendForPropertyPrediction if config.problem_type else MoleBlendModel
-
-
 def check_hub_folder(folder: str | Path) -> list[str]:
     """What would keep ``folder`` from loading with ``trust_remote_code=True`` alone (empty list: nothing)."""
     folder = Path(folder)
@@ -167,44 +150,122 @@ def check_hub_folder(folder: str | Path) -> list[str]:
     return problems
 
 
-def card_info_from_folder(trained: Path, model, featurizer: MoleBlendFeaturizer | None) -> CardInfo:
-    """A card for a folder without one: what the config says, plus test metrics from the run's results.json."""
-    config = model.config
-    results = {}
-    for candidate in (trained / "results.json", trained.parent / "results.json"):
-        if candidate.is_file():
-            results = json.loads(candidate.read_text())
-            break
-    data = results.get("data", {})
-    tasks = list(data.get("tasks") or [config.id2label[i] for i in range(config.num_labels)])
-    metrics = [
-        MetricSummary(name, stats["mean"], stats.get("std", 0.0), list(stats.get("values", [])), split="test")
-        for name, stats in results.get("aggregate", {}).get("test", {}).items()
+def _metric_summaries(aggregate: dict, part: str) -> list[MetricSummary]:
+    return [
+        MetricSummary(
+            name,
+            stats["mean"],
+            stats.get("std", 0.0),
+            list(stats.get("values", [])),
+            split="test",
+            higher_is_better=name in ("roc_auc", "pr_auc"),
+        )  # fmt: skip
+        for name, stats in aggregate.get(part, {}).items()
     ]
-    baseline = [
-        MetricSummary(name, stats["mean"], stats.get("std", 0.0), list(stats.get("values", [])), split="test")
-        for name, stats in results.get("aggregate", {}).get("baseline_test", {}).items()
-    ]
-    is_property_model = isinstance(model, MoleBlendForPropertyPrediction)
-    kind = (config.problem_type or "regression").replace("_", " ")
-    summary = (
-        f"A MoleBlend model that predicts {', '.join(tasks)} ({kind}) from molecular structure."
-        if is_property_model
-        else f"A MoleBlend encoder ({type(model).__name__}) for molecular representations."
-    )
-    dataset = data.get("file")
+
+
+def finetune_card(result: FinetuneResult, model_name: str | None = None) -> CardInfo:
+    """The card of a finetuning run's model: data, split, protocol, recipe, test metrics beside the baseline."""
+    data, training = result.data, result.training
+    dataset = Path(data["file"]).name
     return CardInfo(
-        model_name=trained.resolve().name if trained.name != "model" else trained.resolve().parent.name,
-        summary=summary,
-        task="molecular property prediction" if is_property_model else "molecular representation learning",
-        dataset_name=Path(dataset).name if dataset else None,
-        task_names=tasks if is_property_model else [],
-        problem_type=config.problem_type if is_property_model else None,
-        split=data.get("split", {}).get("description"),
-        protocol=results.get("protocol"),
-        seeds=list(results.get("training", {}).get("seeds", [])),
+        model_name=model_name or f"moleblend-{Path(data['file']).name.split('.')[0].replace('_', '-')}",
+        summary=(
+            f"A MoleBlend model finetuned to predict {', '.join(data['tasks'])} "
+            f"({data['problem_type'].replace('_', ' ')}) from molecular structure."
+        ),
+        dataset_name=dataset,
+        base_model=None if result.model["start"].startswith("scratch") else result.model["start"],
+        task_names=data["tasks"],
+        problem_type=data["problem_type"],
+        split=data["split"]["description"],
+        protocol=result.protocol,
+        seeds=list(training["seeds"]),
+        metrics=_metric_summaries(result.aggregate, "test"),
+        baseline_metrics=_metric_summaries(result.aggregate, "baseline_test"),
+        training={
+            "Epochs (max)": training["epochs"],
+            "Learning rate": training["learning_rate"],
+            "Batch size": training["batch_size"],
+            "Early stopping": f"{training['early_stopping_patience']} epochs without validation improvement",
+            "Hardware": result.hardware,
+            "Wall time": f"{result.wall_time_s:.0f} s for {len(training['seeds'])} seeds",
+        }
+        | ({"Text labels": str(data["label_values"])} if data.get("label_values") else {}),
+        architecture=result.architecture,
+        featurizer=result.featurizer,
+    )
+
+
+def pretraining_card(result: PretrainResult) -> CardInfo:
+    """The card of a pretrained encoder: corpus, budget, optimizer, final validation losses."""
+    final = result.final_validation or {}
+    metrics = [
+        MetricSummary(f"validation {name.replace('_', ' ')}", final[f"eval_{name}"], split="validation")
+        for name in LOSS_COMPONENTS
+        if final.get(f"eval_{name}") is not None
+    ]
+    data, training = result.data, result.training
+    throughput = result.throughput_molecules_per_second
+    start = result.model["start"]
+    return CardInfo(
+        model_name=f"moleblend-pretrained-{Path(data['file']).name.split('.')[0]}",
+        summary=(
+            "A MoleBlend encoder pretrained with the blend-then-predict objective (modality blending of 2D graph "
+            "and 3D structure relations; predicting shortest paths, bonds along them, interatomic distances and "
+            "coordinate noise). Finetune it for property prediction: `moleblend finetune --model_name_or_path` "
+            "(or `MoleBlendForPropertyPrediction.from_pretrained`) keeps the encoder and drops the pretraining heads."
+        ),
+        task="molecular representation learning (pretraining)",
+        dataset_name=Path(data["file"]).name,
+        base_model=None if start.startswith("scratch") else start,
+        split=data["validation_split"],
+        protocol="validation losses: mean over the held-out molecules, fixed blend masks and noise (seeded)",
+        seeds=[training["seed"]] if "seed" in training else [],
         metrics=metrics,
-        baseline_metrics=baseline,
+        training={
+            "Molecules": f"{data['train_molecules']} train, {data['validation_molecules']} validation",
+            "Updates": f"{training['completed_steps']} ({training['epochs']:.2f} epochs)",
+            "Batch size": f"{training['total_batch_size']} molecules per update "
+            f"({training['per_device_train_batch_size']} per device x {training['num_processes']} processes x "
+            f"{training.get('gradient_accumulation_steps', 1)} accumulation)",
+            "Optimizer": f"AdamW, peak lr {training['learning_rate']:g}, weight decay {training['weight_decay']:g}, "
+            f"{training['num_warmup_steps']} warm-up steps then cosine decay, gradient clipping "
+            f"{training['max_grad_norm']:g}",
+            "Hardware": result.hardware,
+            "Wall time": f"{result.wall_time_s:.0f} s"
+            + (f" ({throughput:.0f} molecules/s in training)" if throughput else ""),
+            "Final validation losses": ", ".join(f"{m.name.removeprefix('validation ')} {m.mean:.4f}" for m in metrics)
+            or "n/a",
+        },
+        architecture=result.architecture,
+        featurizer=result.featurizer,
+        limitations=["A pretrained encoder: it predicts no property until finetuned."],
+    )
+
+
+def card_info_from_folder(trained: Path, model, featurizer: MoleBlendFeaturizer | None) -> CardInfo:
+    """A card for a folder without one: the run's card when the folder belongs to a finetuning or pretraining
+    run, else what the config says."""
+    run = FinetuneResult.find(trained)
+    if run is not None and isinstance(model, MoleBlendForPropertyPrediction):
+        return finetune_card(run)
+    if (trained / "all_results.json").is_file():
+        return pretraining_card(PretrainResult.load(trained))
+    config = model.config
+    is_property_model = isinstance(model, MoleBlendForPropertyPrediction)
+    tasks = [config.id2label[i] for i in range(config.num_labels)] if is_property_model else []
+    kind = (config.problem_type or "regression").replace("_", " ")
+    return CardInfo(
+        model_name=trained.resolve().name,
+        summary=(
+            f"A MoleBlend model that predicts {', '.join(tasks)} ({kind}) from molecular structure."
+            if is_property_model
+            else f"A MoleBlend encoder ({type(model).__name__}) for molecular representations."
+        ),
+        task="molecular property prediction" if is_property_model else "molecular representation learning",
+        task_names=tasks,
+        problem_type=config.problem_type if is_property_model else None,
         architecture={
             "Layers": config.num_hidden_layers,
             "Hidden size": config.hidden_size,
@@ -276,4 +337,12 @@ def push_folder_to_hub(
     return info
 
 
-__all__ = ["check_hub_folder", "card_info_from_folder", "export_for_hub", "push_folder_to_hub"]
+__all__ = [
+    "card_info_from_folder",
+    "check_hub_folder",
+    "export_and_push",
+    "export_for_hub",
+    "finetune_card",
+    "pretraining_card",
+    "push_folder_to_hub",
+]

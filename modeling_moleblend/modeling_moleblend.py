@@ -29,8 +29,17 @@ logger = logging.get_logger(__name__)
 # Which relation an atom pair shows under modality blending.
 PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D = 0, 1, 2
 IGNORE_INDEX = -100
+# The batch keys each input_modality cannot run without. This file is exported alone (no tokenization import):
+# a test keeps it equal to `tokenization.batch_layout_moleblend.inputs_needed`.
+MODALITY_INPUTS: dict[str, tuple[str, ...]] = {
+    "2d": ("atom_ids", "degree", "spd", "path_bonds", "bond_features"),
+    "3d": ("atom_ids", "coordinates"),
+    "2d3d": ("atom_ids", "degree", "spd", "path_bonds", "bond_features", "coordinates"),
+}
 # Keys of the pretraining heads; a property-prediction model drops them on load (and says so).
 PRETRAINING_HEADS_PREFIX = "pretrain_heads."
+# Parameters of older checkpoints that no longer exist (they could not change the outputs): ignored on load.
+DROPPED_PARAMETERS = (r"(^|\.)attention_bias\.graph_token_row$",)
 # Every MoleBlend class a Hub export should be loadable with (``auto_map`` lists only saved classes otherwise).
 EXPORTED_AUTO_CLASSES = {
     "AutoConfig": "configuration_moleblend.MoleBlendConfig",
@@ -206,18 +215,22 @@ class MoleBlendGeometryEncoder(nn.Module):
 
 
 class MoleBlendAttentionBias(nn.Module):
-    """Completes the atom-pair bias to all tokens: one learned scalar per head for the graph token's row (it
-    attending to atoms) and column (atoms attending to it); padded keys get `finfo.min` (never -inf)."""
+    """Completes the atom-pair bias to all tokens: one learned scalar per head for the graph token's column (atoms
+    attending to it); the graph token's own row is 0; padded keys get `finfo.min` (never -inf).
+
+    A bias on the graph token's row (the reference's second scalar) is a constant over that query's keys, which
+    the softmax cancels: it never changes attention, so it is not a parameter here (older checkpoints holding it
+    load; the tensor is ignored).
+    """
 
     def __init__(self, config: MoleBlendConfig):
         super().__init__()
-        self.graph_token_row = nn.Parameter(torch.empty(config.num_attention_heads))
         self.graph_token_column = nn.Parameter(torch.empty(config.num_attention_heads))
 
     def forward(self, pair_bias: torch.Tensor, atom_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """`pair_bias` `[batch, heads, atoms, atoms]` -> `[batch, heads, tokens, tokens]` in `dtype`."""
         batch, heads, atoms, _ = pair_bias.shape
-        row = self.graph_token_row.to(pair_bias.dtype).view(1, heads, 1, 1).expand(batch, heads, 1, atoms + 1)
+        row = pair_bias.new_zeros(batch, heads, 1, atoms + 1)
         column = self.graph_token_column.to(pair_bias.dtype).view(1, heads, 1, 1).expand(batch, heads, atoms, 1)
         bias = torch.cat([row, torch.cat([column, pair_bias], dim=-1)], dim=-2).to(dtype)
         key_mask = torch.cat([atom_mask.new_ones(batch, 1), atom_mask], dim=1)
@@ -416,7 +429,7 @@ class MoleBlendPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True  # GPU only in practice: flex has no CPU backward and no dropout
     _supports_flash_attn = False  # flash kernels take no arbitrary float bias
-    _keys_to_ignore_on_load_unexpected = [re.escape(PRETRAINING_HEADS_PREFIX)]
+    _keys_to_ignore_on_load_unexpected = [re.escape(PRETRAINING_HEADS_PREFIX), *DROPPED_PARAMETERS]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -426,7 +439,6 @@ class MoleBlendPreTrainedModel(PreTrainedModel):
         if isinstance(module, MoleBlendEmbeddings):
             init.normal_(module.graph_token, std=std)
         elif isinstance(module, MoleBlendAttentionBias):
-            init.normal_(module.graph_token_row, std=std)
             init.normal_(module.graph_token_column, std=std)
         elif isinstance(module, MoleBlendBondPathBias):
             init.normal_(module.hop_matrices, std=std)
@@ -486,12 +498,7 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
         self.embeddings.atom_embedding = value
 
     def _check_inputs(self, **inputs):
-        needed = ["atom_ids"]
-        if self.uses_2d:
-            needed += ["degree", "spd", "path_bonds", "bond_features"]
-        if self.uses_3d:
-            needed += ["coordinates"]
-        missing = [name for name in needed if inputs[name] is None]
+        missing = [name for name in MODALITY_INPUTS[self.config.input_modality] if inputs[name] is None]
         if missing:
             raise ValueError(
                 f"MoleBlendModel with input_modality={self.config.input_modality!r} needs {missing}; pass the "
@@ -527,7 +534,8 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
             bond_features: `[batch, bonds, 3]` offset ids of the bond features (row 0 = padding).
             coordinates: `[batch, atoms, 3]` angstrom.
             has_3d: `[batch]` whether a molecule's coordinates are real (default: any non-zero coordinate).
-            num_atoms: accepted and ignored (`atom_mask` carries it).
+            num_atoms: `[batch]` accepted and ignored (`atom_mask` carries it), so that a collated batch can be
+                passed whole with `**batch`.
             blend_pair_modality: `[batch or 1, atoms, atoms]` 0 = shortest path, 1 = bond path, 2 = 3D: the one
                 relation each pair shows (modality blending; needs input_modality "2d3d").
             blend_atom_3d: `[batch or 1, atoms]` True where an atom gets the 3D atom feature instead of its degree
@@ -750,6 +758,20 @@ def sample_blend_masks(
     return pair_modality, atom_3d
 
 
+def hidden_pair_masks(blend_pair_modality: torch.Tensor, pair_mask: torch.Tensor) -> dict[int, torch.Tensor]:
+    """For each relation k (`PAIR_SHOWS_*`), the valid pairs that hid it: `[batch, atoms, atoms]` bool, True where
+    neither (i, j) nor (j, i) showed relation k. Symmetric, so the asymmetric "per_batch" mask never scores a pair
+    whose transpose showed the relation (the atom states of i and j saw it either way).
+
+    `blend_pair_modality` `[batch or 1, atoms, atoms]`, `pair_mask` `[batch, atoms, atoms]`.
+    """
+    shown = blend_pair_modality.long().expand(pair_mask.shape)
+    shown_transposed = shown.transpose(-1, -2)
+    return {
+        k: pair_mask & (shown != k) & (shown_transposed != k) for k in (PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D)
+    }
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `values` where `mask`; 0 (still attached to the graph) when nothing is valid."""
     mask = mask.to(values.dtype)
@@ -876,7 +898,9 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
     ) -> MoleBlendForPretrainingOutput:
         r"""
         Args:
-            (the featurizer's batch, as in `MoleBlendModel.forward`; `labels` is accepted and ignored)
+            (the featurizer's batch, as in `MoleBlendModel.forward`)
+            num_atoms, labels: accepted and ignored (pretraining has no labels; `atom_mask` carries the atom
+                count), so that a collated batch can be passed whole with `**batch`.
             blend_pair_modality, blend_atom_3d: fixed blending (default: drawn by `sample_blend_masks`).
             coordinate_noise: `[batch, atoms, 3]` fixed noise in angstrom (default: N(0, noise_std^2)).
         """
@@ -916,9 +940,11 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
         )
         atom_states = outputs.last_hidden_state[:, 1:]
         pair_mask = atom_mask[:, :, None] & atom_mask[:, None, :]
-        shown = blend_pair_modality.long().expand(pair_mask.shape)
         # the reference scores every valid pair; the ablation scores only pairs that hid the relation
-        scored = {k: pair_mask & (shown != k) if config.score_hidden_pairs_only else pair_mask for k in range(3)}
+        if config.score_hidden_pairs_only:
+            scored = hidden_pair_masks(blend_pair_modality, pair_mask)
+        else:
+            scored = dict.fromkeys((PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D), pair_mask)
 
         spd_loss = self._spd_loss(atom_states, spd, scored[PAIR_SHOWS_SPD])
         edge_loss = self._edge_loss(atom_states, path_bonds, bond_features, scored[PAIR_SHOWS_EDGE])
@@ -993,5 +1019,6 @@ __all__ = [
     "MoleBlendModelOutput",
     "MoleBlendPreTrainedModel",
     "MoleBlendPropertyPredictionOutput",
+    "hidden_pair_masks",
     "sample_blend_masks",
 ]

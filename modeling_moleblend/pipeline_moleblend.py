@@ -27,7 +27,7 @@ import torch
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .inference import predict_properties
+from .inference import predict_properties, task_names, to_probabilities
 from .modeling_moleblend import MoleBlendForPropertyPrediction
 
 TASK = "molecular-property-prediction"
@@ -83,12 +83,10 @@ class MolecularPropertyPredictionPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict, return_logits: bool = False) -> list[dict]:
         config = self.model.config
-        names = [config.id2label[i] for i in range(config.num_labels)]
+        names = task_names(config)
         values = np.asarray(model_outputs["logits"], dtype=np.float64)
-        if not return_logits and config.problem_type == "multi_label_classification":
-            values = torch.sigmoid(torch.from_numpy(values)).numpy()
-        elif not return_logits and config.problem_type == "single_label_classification":
-            values = torch.softmax(torch.from_numpy(values), dim=-1).numpy()
+        if not return_logits:
+            values = to_probabilities(torch.from_numpy(values), config.problem_type).numpy()
         report = model_outputs["report"]
         errors = {item.index: f"{item.error_type}: {item.reason}" for item in report.skipped}
         position = {index: k for k, index in enumerate(model_outputs["input_indices"])}

@@ -19,15 +19,12 @@ in one run, not across runs.
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 PHASES = ("floor", "2d", "3d_rdkit", "3d_w1", "3d_wall", "sdf")
@@ -48,14 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_smiles(path: Path | None, column: str, limit: int) -> list[str]:
-    if path is None:
-        handle = resources.files("modeling_moleblend").joinpath("data/esol.csv").open()
-    elif path.name.endswith(".gz"):
-        handle = gzip.open(path, "rt", newline="")
-    else:
-        handle = open(path, newline="")
-    with handle:
-        smiles = [row[column] for _, row in zip(range(limit), csv.DictReader(handle))]
+    from modeling_moleblend.data import ESOL, read_molecule_table
+
+    smiles = [s or "" for s in read_molecule_table(path or ESOL, column).smiles[:limit]]
     if len(smiles) < limit:  # small sets are repeated so that timings are long enough to be stable
         smiles = (smiles * (limit // max(len(smiles), 1) + 1))[:limit]
     return smiles
@@ -68,10 +60,10 @@ def peak_rss_mb() -> dict[str, float]:
 
 
 def run_phase(args) -> dict:
-    from modeling_moleblend.tokenization.conformers_moleblend import default_num_workers
     from rdkit import Chem, rdBase
 
     from modeling_moleblend import MoleBlendCollator, MoleBlendFeaturizer
+    from modeling_moleblend.tokenization.conformers_moleblend import default_num_workers
 
     baseline = peak_rss_mb()["peak_rss_mb"]
     mmff = not args.no_mmff

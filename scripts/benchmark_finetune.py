@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run scripts/finetune.py on several data sets and collect one table (run by hand; hours on a CPU).
+"""Run `moleblend finetune` on several data sets and collect one table (run by hand; hours on a CPU).
 
     python scripts/benchmark_finetune.py --data_dir path/to/moleculenet_csvs --output_dir outputs/moleculenet
     python scripts/benchmark_finetune.py --runs qm9_gap=qm9_3k.sdf.gz:gap_eV --split random \\

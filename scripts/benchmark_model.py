@@ -63,7 +63,7 @@ def pick_smiles(path: Path | None, column: str, count: int, min_atoms: int) -> t
     rows before the last pick were passed over, by reason."""
     from rdkit import Chem, rdBase
 
-    from modeling_moleblend.molecule_data import read_molecule_table
+    from modeling_moleblend.data import read_molecule_table
 
     with resources.as_file(resources.files("modeling_moleblend").joinpath("data/esol.csv")) as esol:
         table = read_molecule_table(path or esol, smiles_column=column)

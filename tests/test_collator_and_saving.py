@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from modeling_moleblend import PAD_VALUES, MoleBlendCollator, MoleBlendFeaturizer
+from modeling_moleblend import (
+    PAD_VALUES,
+    InvalidLabelError,
+    MoleBlendCollator,
+    MoleBlendConfig,
+    MoleBlendFeaturizer,
+    MoleBlendForPretraining,
+    MoleBlendForPropertyPrediction,
+    MoleBlendModel,
+)
+from modeling_moleblend import modeling_moleblend as modeling
+from modeling_moleblend.tokenization import (
+    BATCH_LAYOUT,
+    FEATURE_COLUMNS,
+    MODEL_INPUT_NAMES,
+    STORAGE_DTYPES,
+    batch_layout_moleblend,
+    collating_moleblend,
+    inputs_needed,
+    molecular_graph_moleblend,
+)
 
 SMILES = ["CCO", "CC(=O)Nc1ccc(O)cc1", "[Na+].[Cl-]", "C", "OC1C(O)C(O)C(O)C(O)C1O"]
 
@@ -79,6 +101,20 @@ def test_labels_are_float_with_nan_for_missing(features):
         MoleBlendCollator()(rows)
 
 
+def test_labels_go_through_parse_label(features):
+    rows = [dict(f) for f in features[:3]]
+    rows[0]["labels"], rows[1]["labels"], rows[2]["labels"] = ["NA", " 1.5 "], ["", "nan"], np.array([0.0, 1.0])
+    labels = MoleBlendCollator()(rows)["labels"]
+    assert labels[0, 1] == 1.5 and labels[2].tolist() == [0.0, 1.0]
+    assert math.isnan(labels[0, 0]) and torch.isnan(labels[1]).all()
+    rows[1]["labels"], rows[1]["smiles"] = [1.0, "active"], "CC(=O)Nc1ccc(O)cc1"  # a cached table's row
+    with pytest.raises(InvalidLabelError, match=r"input 1 \('CC\(=O\)Nc1ccc\(O\)cc1'\).*'label 1' = 'active'"):
+        MoleBlendCollator()(rows)
+    rows[1].pop("smiles")
+    with pytest.raises(InvalidLabelError, match=r"input 1 \('batch row 1'\)"):
+        MoleBlendCollator()(rows)
+
+
 def test_rows_from_a_datasets_table_collate_the_same(features):
     """``datasets`` hands rows back as nested lists (and flattened matrices are reshaped by num_atoms)."""
     as_lists = [{k: np.asarray(v).tolist() for k, v in f.items()} for f in features]
@@ -106,6 +142,91 @@ def test_featurizer_call_matches_featurize_then_collate():
     for key in manual:
         torch.testing.assert_close(batch[key], manual[key], rtol=0, atol=0)
     assert batch.input_indices == list(range(5)) and batch.report.num_featurized == 5
+
+
+# ---------------------------------------------------------------- the batch layout
+
+
+def test_batch_layout_tables():
+    assert [key.name for key in BATCH_LAYOUT] == [
+        "atom_ids", "degree", "atom_mask", "spd", "path_bonds", "bond_features", "coordinates", "has_3d",
+        "num_atoms", "labels",
+    ]  # fmt: skip
+    assert FEATURE_COLUMNS == (
+        "atom_ids", "degree", "spd", "path_bonds", "bond_features", "coordinates", "has_3d", "num_atoms",
+    )  # fmt: skip
+    assert STORAGE_DTYPES == {
+        "atom_ids": "int16", "degree": "int16", "spd": "int16", "path_bonds": "int16", "bond_features": "int16",
+        "coordinates": "float32", "has_3d": "bool", "num_atoms": "int64", "labels": "float32",
+    }  # fmt: skip
+    expected_pad = {"atom_ids": 0, "degree": 0, "spd": -1, "path_bonds": 0, "bond_features": 0, "coordinates": 0.0}
+    assert PAD_VALUES == expected_pad and PAD_VALUES is collating_moleblend.PAD_VALUES
+    assert PAD_VALUES is batch_layout_moleblend.PAD_VALUES
+    assert MODEL_INPUT_NAMES == (
+        "atom_ids", "degree", "atom_mask", "spd", "path_bonds", "bond_features", "coordinates", "has_3d", "num_atoms",
+    )  # fmt: skip
+    assert MoleBlendFeaturizer.model_input_names == list(MODEL_INPUT_NAMES)  # has_3d included, atom_ids first
+    assert inputs_needed("2d") == ["atom_ids", "degree", "spd", "path_bonds", "bond_features"]
+    assert inputs_needed("3d") == ["atom_ids", "coordinates"]
+    assert inputs_needed("2d3d") == ["atom_ids", "degree", "spd", "path_bonds", "bond_features", "coordinates"]
+    with pytest.raises(ValueError, match=r"input_modality must be one of \('2d', '3d', '2d3d'\), got '1d'"):
+        inputs_needed("1d")
+    layout = batch_layout_moleblend.LAYOUT_BY_NAME
+    assert layout["spd"].shape == "[B, N, N]" and layout["path_bonds"].shape == "[B, N, N, H]"
+    assert layout["spd"].torch_dtype == torch.int16 and layout["atom_mask"].storage_dtype is None
+
+
+def test_collated_batch_follows_the_layout(features):
+    rows = [dict(f, labels=[1.0, None]) for f in features]
+    for return_tensors in ("np", "pt"):
+        batch = MoleBlendCollator(return_tensors=return_tensors)(rows)
+        sizes = {"B": 5, "N": 12, "E": 1 + 12, "H": 5, "T": 2}  # inositol: 12 atoms, 12 bonds
+        assert list(batch) == [key.name for key in BATCH_LAYOUT]
+        for key in BATCH_LAYOUT:
+            value = batch[key.name]
+            assert tuple(value.shape) == tuple(sizes.get(d, d) for d in key.dims), key.name
+            expected = key.torch_dtype if return_tensors == "pt" else key.numpy_dtype
+            assert value.dtype == expected, key.name
+    # what the featurizer returns per molecule is what a cache stores: the storage dtypes, no conversion
+    for name in FEATURE_COLUMNS:
+        assert np.asarray(features[0][name]).dtype == np.dtype(STORAGE_DTYPES[name]), name
+
+
+def test_layout_table_is_the_documented_one():
+    assert batch_layout_moleblend.layout_table() in batch_layout_moleblend.__doc__
+    docs = Path(__file__).resolve().parents[1] / "docs" / "featurizer.md"
+    assert batch_layout_moleblend.layout_table("`") in docs.read_text()
+
+
+def test_model_inputs_match_the_layout():
+    """The model file is exported alone, so it repeats the per-modality inputs: they must be the layout's."""
+    assert set(modeling.MODALITY_INPUTS) == set(batch_layout_moleblend.MODALITIES)
+    for modality, needed in modeling.MODALITY_INPUTS.items():
+        assert list(needed) == inputs_needed(modality), modality
+    for model_class in (MoleBlendModel, MoleBlendForPropertyPrediction, MoleBlendForPretraining):
+        parameters = inspect.signature(model_class.forward).parameters
+        missing = [name for name in MODEL_INPUT_NAMES if name not in parameters]
+        assert missing == [], (model_class.__name__, missing)
+        if model_class is not MoleBlendModel:
+            assert "labels" in parameters
+    assert MoleBlendModel.main_input_name == MODEL_INPUT_NAMES[0]
+
+
+def test_config_vocabularies_match_the_featurizer():
+    graph = molecular_graph_moleblend
+    config = MoleBlendConfig()
+    assert config.atom_vocab_size == graph.ATOM_VOCAB_SIZE == 175
+    assert config.bond_vocab_size == graph.BOND_VOCAB_SIZE == 15
+    assert tuple(config.bond_feature_sizes) == graph.BOND_FEATURE_SIZES
+    assert config.num_degrees == graph.MAX_DEGREE + 1  # degree ids 0..MAX_DEGREE
+    assert config.num_atom_types == graph.ATOM_FEATURE_SIZES[0] + 1  # atom_ids[..., 0]: 0 = pad, 1..119
+    assert config.max_hops == graph.MAX_HOPS
+    assert config.num_edge_classes == math.prod(graph.BOND_FEATURE_SIZES) + 1
+    # the edge head reads raw bond features back from the same offsets the featurizer adds
+    sizes = config.bond_feature_sizes
+    assert [1 + sum(sizes[:f]) for f in range(len(sizes))] == [1 + o for o in graph.BOND_FEATURE_OFFSETS]
+    # unreachable pairs (spd < 0) get the shortest-path bias's own row, above the max_spd bucket
+    assert graph.SPD_UNREACHABLE < 0 and config.max_spd < np.iinfo(np.dtype(STORAGE_DTYPES["spd"])).max
 
 
 # ---------------------------------------------------------------- save / load
@@ -170,10 +291,13 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
     files = sorted(p.name for p in export.iterdir())
     for name in (
         "feature_extraction_moleblend.py",
+        "batch_layout_moleblend.py",
         "collating_moleblend.py",
         "conformers_moleblend.py",
         "errors_moleblend.py",
+        "labels_moleblend.py",
         "molecular_graph_moleblend.py",
+        "sdf_moleblend.py",
     ):
         assert name in files, files
     config = json.loads((export / "preprocessor_config.json").read_text())

@@ -11,12 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from modeling_moleblend.tokenization import conformers_moleblend
-from modeling_moleblend.tokenization.molecular_graph_moleblend import (
-    ATOM_FEATURE_OFFSETS,
-    BOND_FEATURE_OFFSETS,
-    SPD_UNREACHABLE,
-)
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
@@ -30,6 +24,24 @@ from modeling_moleblend import (
     MoleculeError,
     MoleculeTooLargeError,
     UnsupportedAtomError,
+)
+from modeling_moleblend.tokenization import (
+    STORAGE_DTYPES,
+    MissingLabelTagError,
+    SdfRecord,
+    check_label_tags,
+    conformers_moleblend,
+    feature_extraction_moleblend,
+    parse_label,
+    read_sdf_records,
+)
+from modeling_moleblend.tokenization.collating_moleblend import labels_to_float
+from modeling_moleblend.tokenization.molecular_graph_moleblend import (
+    ATOM_FEATURE_OFFSETS,
+    BOND_FEATURE_OFFSETS,
+    MAX_BONDS,
+    SPD_UNREACHABLE,
+    shortest_path_bonds,
 )
 
 ATOM_OFFSETS = np.asarray(ATOM_FEATURE_OFFSETS)
@@ -286,6 +298,137 @@ def test_mol_inputs_with_and_without_conformer():
     assert generated["has_3d"]
 
 
+def write_with_corrupt_record(path: Path, mols) -> None:
+    """``mols`` as an SDF with a corrupt record (title 'broken') inserted as record 2."""
+    write_sdf(path, mols)
+    records = path.read_text().split("$$$$\n")
+    corrupt = "broken\n  junk\n\n  3  2  0  0  0  0  0  0  0  0999 V2000\n    0.0 0.0\nM  END\n> <logS>\n7\n\n"
+    path.write_text("$$$$\n".join(records[:2] + [corrupt] + records[2:]))
+
+
+@pytest.mark.parametrize("v3000", [False, True])
+def test_read_sdf_records_fields_and_errors(tmp_path, labelled_mols, v3000):
+    path = tmp_path / "set.sdf"
+    write_sdf(path, labelled_mols, v3000)
+    if not v3000:
+        write_with_corrupt_record(path, labelled_mols)
+    records = list(read_sdf_records(path, parse=True))
+    titles = ["mol0", "mol1", "mol2", "mol3"] if v3000 else ["mol0", "mol1", "broken", "mol2", "mol3"]
+    assert [r.title for r in records] == titles and [r.index for r in records] == list(range(len(titles)))
+    assert records[0].line == 1 and records[0].source == "set.sdf" and all(r.line > 1 for r in records[1:])
+    assert records[0].properties == {"logS": "1.5", "name": "compound 0"}
+    assert records[0].block.startswith("mol0\n") and "$$$$" not in records[0].block
+    good = [r for r in records if r.title != "broken"]
+    assert all(r.error is None and r.mol.GetNumAtoms() == labelled_mols[i].GetNumAtoms() for i, r in enumerate(good))
+    assert good[0].mol.GetNumAtoms() == 9  # hydrogens kept as in the file
+    if not v3000:
+        broken = records[2]
+        assert broken.mol is None and "Atom line too short" in broken.error and broken.properties == {"logS": "7"}
+        assert broken.describe() == f"set.sdf record 2 (from line {broken.line}, title 'broken')"
+    lazy = list(read_sdf_records(path))
+    assert all(r.mol is None and r.error is None for r in lazy)
+    assert [r.properties for r in lazy] == [r.properties for r in records]
+    with pytest.raises(FileNotFoundError, match="SDF file not found"):
+        read_sdf_records(tmp_path / "missing.sdf")  # checked at the call, not at the first record
+    (tmp_path / "set.csv").write_text("smiles\nCCO\n")
+    with pytest.raises(ValueError, match="expected a .sdf or .sdf.gz file, got 'set.csv'"):
+        read_sdf_records(tmp_path / "set.csv")
+
+
+def test_featurizing_sdf_records_matches_the_path_and_parses_once(tmp_path, labelled_mols, monkeypatch):
+    path = tmp_path / "set.sdf"
+    write_with_corrupt_record(path, labelled_mols)
+    featurizer = MoleBlendFeaturizer(conformer="input", errors="skip")
+    from_path = featurizer.featurize(path, label_columns=["logS"])
+    records = list(read_sdf_records(path, parse=True))
+
+    def no_second_parse(block):
+        raise AssertionError("a parsed record was parsed again")
+
+    monkeypatch.setattr(feature_extraction_moleblend, "parse_sdf_block", no_second_parse)
+    from_records = featurizer.featurize(records, label_columns=["logS"])
+    chunks = list(featurizer.featurize_chunks(records, chunk_size=2, label_columns=["logS"]))
+    monkeypatch.undo()
+    unparsed = list(read_sdf_records(path))
+    from_unparsed = featurizer.featurize(unparsed, label_columns=["logS"])
+    assert all(r.mol is None for r in unparsed)  # the caller's records are left as they were
+    assert [c.input_indices for c in chunks] == [[0, 1], [3], [4]]
+    for result in (from_records, from_unparsed):
+        assert result.input_indices == from_path.input_indices == [0, 1, 3, 4]
+        assert result.properties == from_path.properties
+        assert result.report.skipped == from_path.report.skipped
+        for a, b in zip(result.features, from_path.features):
+            assert a.keys() == b.keys()
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key])
+    [skipped] = from_records.report.skipped
+    assert skipped.index == 2 and "Atom line too short" in skipped.reason
+    assert skipped.input_text == f"set.sdf record 2 (from line {records[2].line}, title 'broken')"
+    assert math.isnan(from_records.features[1]["labels"][0]) and from_records.features[0]["labels"][0] == 1.5
+    with pytest.raises(InvalidMoleculeError, match=r"input 2 .*record 2 .*'broken'.*corrupt or unsanitizable"):
+        MoleBlendFeaturizer(conformer="input").featurize(records)
+    bare = SdfRecord(7, "bare", records[0].block, {"logS": "x"})  # no file behind it
+    with pytest.raises(InvalidLabelError, match=r"input 0 \(\"SDF record 7 \(title 'bare'\)\"\).*'logS' = 'x'"):
+        featurizer.featurize([bare], label_columns=["logS"], errors="raise")
+
+
+def test_label_tag_in_no_record_is_an_error(tmp_path, labelled_mols):
+    for mol in labelled_mols:
+        mol.SetProp("pIC50", "6.1")
+    path = tmp_path / "set.sdf"
+    write_sdf(path, labelled_mols)
+    with pytest.raises(MissingLabelTagError) as error:
+        MoleBlendFeaturizer(conformer="input").featurize(path, label_columns=["pic50"])
+    assert isinstance(error.value, ValueError)
+    assert str(error.value) == (
+        f"{path}: label tag 'pic50' (did you mean 'pIC50'?) not found in any record; "
+        "the tags present are: 'logS', 'name', 'pIC50'"
+    )
+    assert error.value.missing == ["pic50"] and error.value.suggestions == {"pic50": "pIC50"}
+    records = list(read_sdf_records(path))
+    with pytest.raises(MissingLabelTagError, match=r"^SDF records: label tags 'pic50' \(did you mean 'pIC50'\?\), 'y'"):
+        MoleBlendFeaturizer(conformer="input")(records, label_columns=["pic50", "y"])
+    # a tag that some records lack is fine: NaN there (record 2 has no logS)
+    labels = MoleBlendFeaturizer(conformer="input").featurize(path, label_columns=["logS", "pIC50"]).features
+    assert [f["labels"][1] for f in labels] == pytest.approx([6.1] * 4)
+    with pytest.raises(MissingLabelTagError, match="^the input molecules: label tag 'y' .*present are: none$"):
+        MoleBlendFeaturizer(conformer="none").featurize(["CCO"], label_columns=["y"])  # SMILES carry no tags
+    # labels given directly name their columns: nothing to check against properties
+    given = MoleBlendFeaturizer(conformer="none").featurize(["CCO"], labels=[[1.0]], label_columns=["pic50"])
+    assert given.features[0]["labels"].tolist() == [1.0]
+
+
+def test_check_label_tags_messages():
+    check_label_tags({"a": None, "b": None}, ["b", "a"], "t.csv")  # dict keys, any order: fine
+    with pytest.raises(MissingLabelTagError) as error:
+        check_label_tags(["LogS", "logs_err", "name"], ["logs", "solubility"], "t.csv")
+    assert str(error.value) == (
+        "t.csv: label tags 'logs' (did you mean 'LogS'?), 'solubility' not found in any record; "
+        "the tags present are: 'LogS', 'logs_err', 'name'"
+    )
+    with pytest.raises(MissingLabelTagError, match=r"'pic5O' \(did you mean 'pIC50'\?\)"):
+        check_label_tags(["pIC50"], ["pic5O"], "x.sdf")  # no case-insensitive match: the closest tag
+    with pytest.raises(MissingLabelTagError, match="the tags present are: none$"):
+        check_label_tags([], ["y"], "SDF records")
+    with pytest.raises(MissingLabelTagError, match=r"'t29', \.\.\. \(10 more\)$"):
+        check_label_tags([f"t{i:02d}" for i in range(40)], ["y"], "wide.sdf")
+
+
+def test_one_label_parser_for_featurizer_and_collator():
+    assert feature_extraction_moleblend.parse_label is parse_label
+    for missing in (None, "", "NA", " nan ", "N/A", "null", float("nan")):
+        assert math.isnan(parse_label(missing, 0, "CCO", "y"))
+    assert parse_label(" 1.5 ", 0, "CCO", "y") == 1.5 and parse_label(np.int64(3), 0, "CCO", "y") == 3.0
+    with pytest.raises(InvalidLabelError, match=r"input 4 \('CCO'\): invalid label: label 'y' = 'high' is not"):
+        parse_label("high", 4, "CCO", "y")
+    values = labels_to_float([None, "", "NA", "nan", "2.5", 3])
+    assert values.dtype == np.float32 and np.isnan(values[:4]).all() and values[4:].tolist() == [2.5, 3.0]
+    assert labels_to_float(None).shape == (1,) and math.isnan(labels_to_float(None)[0])
+    assert labels_to_float(np.array([1, 0], dtype=np.int8)).tolist() == [1.0, 0.0]
+    with pytest.raises(InvalidLabelError, match=r"input 1 \('CCN'\).*'label 1' = 'high'"):
+        labels_to_float([1.0, "high"], 1, "CCN")
+
+
 # ---------------------------------------------------------------- conformers
 
 
@@ -413,6 +556,43 @@ def test_long_input_is_truncated_in_messages():
     with pytest.raises(InvalidMoleculeError) as error:
         MoleBlendFeaturizer(conformer="none", max_atoms=1000).featurize([long_bad])
     assert len(error.value.input_text) <= 80 and error.value.input_text.endswith("...")
+
+
+@pytest.mark.parametrize(
+    "given, shown",
+    [("   ", "'   '"), ("\t", "'\\t'"), ("C1CC\tx", "'C1CC\\tx'"), ("C1CC\n", "'C1CC\\n'")],
+)
+def test_inputs_are_named_as_given(given, shown):
+    """Blanks, tabs and newlines are kept: the message shows the input's repr, never a cleaned-up text."""
+    featurizer = MoleBlendFeaturizer(conformer="none")
+    with pytest.raises(InvalidMoleculeError) as error:
+        featurizer.featurize(["CCO", given])
+    assert error.value.input_text == given and str(error.value).startswith(f"input 1 ({shown}): invalid molecule")
+    report = featurizer.featurize(["CCO", given], errors="skip").report
+    assert report.skipped[0].input_text == given and f"input 1 ({shown}): " in report.summary()
+    long_tabs = "\t".join(["C1CC"] * 40)
+    with pytest.raises(InvalidMoleculeError) as error:
+        featurizer.featurize([long_tabs])
+    assert error.value.input_text == long_tabs[:77] + "..." and repr(long_tabs[:77] + "...") in str(error.value)
+
+
+def test_more_bonds_than_int16_path_bonds_can_index(monkeypatch):
+    """``path_bonds`` is int16 in the cache: a molecule with more bonds than it can index is rejected, and why."""
+    assert MAX_BONDS == np.iinfo(STORAGE_DTYPES["path_bonds"]).max == 32767
+    monkeypatch.setattr(feature_extraction_moleblend, "MAX_BONDS", 2)
+    featurizer = MoleBlendFeaturizer(conformer="none")
+    assert featurizer.featurize(["CCC"]).features[0]["num_atoms"] == 3  # 2 bonds: at the limit
+    with pytest.raises(MoleculeTooLargeError) as error:
+        featurizer.featurize(["CCC", "CCCC"])
+    assert str(error.value) == (
+        "input 1 ('CCCC'): molecule too large: 3 bonds > 2: path_bonds holds 1-based bond rows as int16 "
+        "(the featurized cache's fixed dtype)"
+    )
+    skipped = featurizer.featurize(["CCCC", "CC"], errors="skip")
+    assert skipped.input_indices == [1] and skipped.report.skipped[0].error_type == "MoleculeTooLargeError"
+    many = np.zeros(MAX_BONDS + 1, dtype=np.int64)
+    with pytest.raises(ValueError, match="32768 bonds > 32767: int16 path_bonds"):
+        shortest_path_bonds(np.zeros((2, 2), np.int16), many, many + 1)
 
 
 def test_sdf_path_given_as_str_gets_a_hint():

@@ -9,7 +9,6 @@ this test process is offline (conftest sets HF_HUB_OFFLINE=1).
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,14 +23,16 @@ import pytest
 import torch
 from hub_server import LocalHub
 from huggingface_hub import ModelCard
-from modeling_moleblend.hub_card import CardInfo, MetricSummary, write_model_card
 
 from modeling_moleblend import (
     MoleBlendConfig,
     MoleBlendFeaturizer,
     MoleBlendForPropertyPrediction,
 )
+from modeling_moleblend.cli.main import main as moleblend
 from modeling_moleblend.hub import check_hub_folder, export_for_hub
+from modeling_moleblend.hub_card import CardInfo, MetricSummary, write_model_card
+from modeling_moleblend.training import FinetuneResult
 
 ROOT = Path(__file__).resolve().parents[1]
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1"]
@@ -45,13 +46,6 @@ class BlockMoleBlend:  # the code must come from the repo / folder, not from the
             raise ImportError("blocked in this test: " + name)
 sys.meta_path.insert(0, BlockMoleBlend())
 """
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_model(seed: int, **overrides) -> MoleBlendForPropertyPrediction:
@@ -109,8 +103,8 @@ def hub():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
-    """Two trained folders as scripts/finetune.py leaves them: v1 with its card (and a stray pickle), v2 (other
-    weights) without a card but with the run's results.json next to it."""
+    """Two trained folders as `moleblend finetune` leaves them: v1 with its card (and a stray pickle), v2 (other
+    weights) without a card but with the run's results.json (a FinetuneResult) next to it."""
     root = tmp_path_factory.mktemp("trained")
     v1, v2 = root / "v1" / "model", root / "v2" / "model"
     for seed, folder in ((0, v1), (1, v2)):
@@ -120,14 +114,19 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     metrics = [MetricSummary("rmse", 0.91, 0.05, [0.86, 0.96]), MetricSummary("mae", 0.7, 0.02, [0.68, 0.72])]
     write_model_card(v1, CardInfo("moleblend-tiny", "A tiny test model.", task_names=["logS"], metrics=metrics))
     aggregate = {"test": {"rmse": {"mean": 1.25, "std": 0.1, "values": [1.15, 1.35]}}}
-    results = {"data": {"tasks": ["logS"], "file": "esol.csv"}, "aggregate": aggregate, "training": {"seeds": [0, 1]}}
-    (v2.parent / "results.json").write_text(json.dumps(results))
+    data = {"tasks": ["logS"], "file": "esol.csv", "problem_type": "regression", "split": {"description": "scaffold"}}
+    training = {"seeds": [0, 1], "epochs": 1, "learning_rate": 1e-4, "batch_size": 8, "early_stopping_patience": 0}
+    architecture = {"Hidden size": 32}
+    run = FinetuneResult(data, "validation only", {"start": "scratch"}, training, [], aggregate, 0, 1.0, "CPU")
+    run.architecture = architecture
+    run.save(v2.parent)
+    (v2.parent / "splits.json").write_text(json.dumps({"train": [], "validation": [], "test": []}))
     return {"v1": v1, "v2": v2, "root": root}
 
 
 @pytest.fixture(scope="module")
 def pushed(hub, trained) -> dict:
-    """scripts/export_to_hub.py, three runs in one client process: v1 (tagged "v1"), then v2, to REPO's main; and v1
+    """`moleblend export`, three runs in one client process: v1 (tagged "v1"), then v2, to REPO's main; and v1
     to the branch "dev" of a new private repo."""
     root = trained["root"]
     runs = [
@@ -141,11 +140,9 @@ def pushed(hub, trained) -> dict:
     ]
     run_client(
         f"""
-        import importlib.util, json
-        spec = importlib.util.spec_from_file_location("export_to_hub", {str(ROOT / "scripts" / "export_to_hub.py")!r})
-        script = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(script)
-        print(json.dumps([script.main(args) for args in {argv!r}]))
+        import json
+        from modeling_moleblend.cli.main import main
+        print(json.dumps([main(["export", *args]) for args in {argv!r}]))
         """,
         client_env(hub, root / "push_home"),
         cwd=root,
@@ -334,7 +331,7 @@ def test_encode_keeps_row_order_and_marks_failures(trained, tmp_path, suffix):
         csv.writer(handle).writerows([["id", "smiles"], *[[i, s] for i, s in enumerate(inputs)]])
     output = tmp_path / f"embeddings{suffix}"
     args = ["--model_name_or_path", str(trained["v1"]), "--input", str(data), "--output", str(output), "--per_atom"]
-    assert load_script("encode").main(args + ["--batch_size", "2"]) == 0
+    assert moleblend(["encode", *args, "--batch_size", "2"]) == 0
 
     model = MoleBlendForPropertyPrediction.from_pretrained(trained["v1"]).eval()
     featurizer = MoleBlendFeaturizer.from_pretrained(trained["v1"])
@@ -417,7 +414,7 @@ def test_pipeline_classification_probabilities_from_sdf_and_mol(tmp_path):
 
 
 def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
-    """--push_to_hub on scripts/finetune.py and scripts/pretrain.py: the exported final model lands on the Hub,
+    """--push_to_hub on `moleblend finetune` and `moleblend pretrain`: the exported final model lands on the Hub,
     code files and card included, checkpoints and pickles not."""
     data = tmp_path / "data.csv"
     data.write_text("smiles,logS\n" + "\n".join(f"{r['smiles']},{r['logS']}" for r in esol_rows[:40]) + "\n")
@@ -439,13 +436,9 @@ def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
     pretrain += ["--output_dir", str(tmp_path / "pre"), "--push_to_hub", "--hub_model_id", "tester/pre-push"]
     run_client(
         f"""
-        import importlib.util, json
-        def run(name, argv):
-            spec = importlib.util.spec_from_file_location(name, {str(ROOT / "scripts")!r} + f"/{{name}}.py")
-            script = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(script)
-            return script.main(argv)
-        print(json.dumps([run("finetune", {finetune!r}), run("pretrain", {pretrain!r})]))
+        import json
+        from modeling_moleblend.cli.main import main
+        print(json.dumps([main(["finetune", *{finetune!r}]), main(["pretrain", *{pretrain!r}])]))
         """,
         client_env(hub, tmp_path / "home"),
         cwd=tmp_path,

@@ -35,7 +35,14 @@ from modeling_moleblend import (
     MoleBlendForPropertyPrediction,
     MoleBlendModel,
 )
-from modeling_moleblend.modeling_moleblend import sample_blend_masks
+from modeling_moleblend.modeling_moleblend import (
+    PAIR_SHOWS_3D,
+    PAIR_SHOWS_EDGE,
+    PAIR_SHOWS_SPD,
+    MoleBlendAttentionBias,
+    hidden_pair_masks,
+    sample_blend_masks,
+)
 
 SMILES = [
     "CCO",
@@ -218,6 +225,51 @@ def test_molecules_without_3d_get_no_3d_signal(batch):
     torch.testing.assert_close(a.last_hidden_state, c.last_hidden_state, atol=1e-6, rtol=0)
 
 
+def test_a_graph_token_row_bias_could_not_change_anything(batch, monkeypatch):
+    """The dropped row bias (the graph token attending to atoms) added one constant per head to a whole query
+    row: the softmax over keys cancels it. Re-adding it in the old formulation, at any value, changes nothing."""
+    model = seeded(MoleBlendModel, tiny_config()).eval()
+    model.set_attn_implementation("eager")
+    assert not any("graph_token_row" in name for name in model.state_dict())
+    new_forward = MoleBlendAttentionBias.forward
+
+    def old_forward(self, pair_bias, atom_mask, dtype):
+        bias = new_forward(self, pair_bias, atom_mask, dtype).clone()
+        keys = torch.cat([atom_mask.new_ones(atom_mask.shape[0], 1), atom_mask], dim=1)  # real keys only
+        bias[:, :, 0, :] += torch.where(keys[:, None, :], self.row_value.view(1, -1, 1), 0.0)
+        return bias
+
+    outputs = []
+    for row_value in ([0.0] * 4, [3.0, -2.0, 0.5, 9.0], [-40.0] * 4):
+        model.attention_bias.row_value = torch.tensor(row_value)
+        with monkeypatch.context() as patch:
+            patch.setattr(MoleBlendAttentionBias, "forward", old_forward)
+            with torch.no_grad():
+                outputs.append(model(**batch, output_attentions=True))
+    for other in outputs[1:]:
+        torch.testing.assert_close(other.last_hidden_state, outputs[0].last_hidden_state, atol=1e-5, rtol=0)
+        torch.testing.assert_close(other.attentions[0], outputs[0].attentions[0], atol=1e-6, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).last_hidden_state, outputs[0].last_hidden_state, atol=1e-5, rtol=0)
+
+
+def test_an_old_checkpoint_with_the_row_bias_loads(tmp_path, batch):
+    from safetensors.torch import load_file, save_file
+
+    model = seeded(MoleBlendForPretraining, tiny_config()).eval()
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights["moleblend.attention_bias.graph_token_row"] = torch.randn(4)  # what older checkpoints hold
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    for model_class in (MoleBlendForPretraining, MoleBlendModel, MoleBlendForPropertyPrediction):
+        loaded, info = model_class.from_pretrained(tmp_path, output_loading_info=True)
+        assert not info["unexpected_keys"], (model_class.__name__, info["unexpected_keys"])
+        assert not info["missing_keys"] or model_class is MoleBlendForPropertyPrediction  # its new head
+    encoder = MoleBlendModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(**batch).last_hidden_state, model.moleblend(**batch).last_hidden_state)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Attention backends, gradients
 
@@ -330,6 +382,38 @@ def test_blend_masks():
     shares = torch.bincount(pairs.flatten(), minlength=3).float() / pairs.numel()
     torch.testing.assert_close(shares, torch.tensor([0.2, 0.2, 0.6]), atol=0.02, rtol=0)
     assert abs(atom_3d.float().mean().item() - 0.6) < 0.1
+
+
+def test_hidden_pair_masks_are_symmetric():
+    """With the asymmetric per_batch mask a pair counts as hidden only if neither (i, j) nor (j, i) showed it."""
+    shown = torch.tensor([[[1, 2, 0], [0, 1, 2], [2, 2, 1]]])  # [1, atoms, atoms], as per_batch draws
+    pair_mask = torch.ones(2, 3, 3, dtype=torch.bool)
+    pair_mask[1, 2, :] = pair_mask[1, :, 2] = False  # molecule 1 has 2 atoms
+    masks = hidden_pair_masks(shown, pair_mask)
+    for k in (PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D):
+        assert torch.equal(masks[k], masks[k].transpose(1, 2)), k
+    # (0, 1) shows 3D and (1, 0) shortest path: neither is hidden for either relation
+    assert masks[PAIR_SHOWS_3D][0].tolist() == [[True, False, False], [False, True, False], [False, False, True]]
+    assert masks[PAIR_SHOWS_SPD][0].tolist() == [[True, False, False], [False, True, True], [False, True, True]]
+    assert masks[PAIR_SHOWS_EDGE][0].tolist() == [[False, True, True], [True, False, True], [True, True, False]]
+    assert masks[PAIR_SHOWS_EDGE][1].tolist() == [[False, True, False], [True, False, False], [False, False, False]]
+
+
+def test_score_hidden_pairs_only_with_the_per_batch_mask(batch):
+    """Upper triangle shows 3D, lower shows the shortest path, the diagonal the bond path: every off-diagonal
+    pair showed 3D or spd one way round, so neither relation has a hidden pair left to score."""
+    config = tiny_config(blend_mask_mode="per_batch", score_hidden_pairs_only=True)
+    model = seeded(MoleBlendForPretraining, config).eval()
+    atoms = batch["atom_mask"].shape[1]
+    upper = torch.ones(atoms, atoms, dtype=torch.bool).triu(1)
+    shown = torch.where(upper, PAIR_SHOWS_3D, PAIR_SHOWS_SPD).fill_diagonal_(PAIR_SHOWS_EDGE)[None]
+    fixed = dict(batch, blend_pair_modality=shown, blend_atom_3d=batch["atom_mask"])
+    with torch.no_grad():
+        out = model(**fixed)
+        every_pair = seeded(MoleBlendForPretraining, tiny_config(blend_mask_mode="per_batch")).eval()(**fixed)
+    assert out.distance_loss == 0 and out.spd_loss == 0  # the one-sided mask scored the lower triangle for 3D
+    assert out.edge_loss > 0 and every_pair.distance_loss > 0 and every_pair.spd_loss > 0
+    torch.testing.assert_close(out.edge_loss, every_pair.edge_loss)  # every off-diagonal pair hid the bond path
 
 
 def test_pretraining_overfits_every_loss_component(batch):

@@ -1,11 +1,11 @@
-"""scripts/pretrain.py end to end (tiny model, a few steps on the shipped QM9 sample) and its data pieces: the
+"""`moleblend pretrain` end to end (tiny model, a few steps on the shipped QM9 sample) and its data pieces: the
 length-bucketed sampler (alone and sharded the way accelerate shards it), exact resume, the exported folder
-(loaded for property prediction and by scripts/finetune.py) and a 2-process CPU launch."""
+(loaded for property prediction and by `moleblend finetune`) and a 2-process CPU launch with `-m
+modeling_moleblend.cli`."""
 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import logging
 import math
@@ -25,25 +25,15 @@ from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
 from modeling_moleblend import MoleBlendFeaturizer, MoleBlendForPretraining, MoleBlendForPropertyPrediction
-from modeling_moleblend.pretraining_data import (
-    LOSS_COMPONENTS,
-    LengthBucketedBatchSampler,
-    find_latest_checkpoint,
-    read_jsonl,
-    read_pretraining_corpus,
-    split_train_validation,
-)
+from modeling_moleblend.cli.main import main as moleblend
+from modeling_moleblend.data import LengthBucketedBatchSampler, read_molecule_table, split_train_validation
+from modeling_moleblend.training.checkpoints import find_latest_checkpoint, read_jsonl
+from modeling_moleblend.training.common import parse_config_overrides
+from modeling_moleblend.training.pretrain import LOSS_COMPONENTS, tracker_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = resources.files("modeling_moleblend").joinpath("data/qm9_sample.sdf.gz")
 TINY = "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,num_kernels=16"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def reset_accelerate() -> None:
@@ -64,7 +54,7 @@ def pretrain_args(output_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
 def run_pretrain(args: list[str]) -> int:
     reset_accelerate()
     try:
-        return load_script("pretrain").main(args)
+        return moleblend(["pretrain", *args])
     finally:
         reset_accelerate()
 
@@ -137,13 +127,22 @@ def test_split_latest_checkpoint_and_corpus_formats(tmp_path):
     smi = tmp_path / "corpus.smi.gz"
     with gzip.open(smi, "wt") as handle:
         handle.write("smiles name\nCCO ethanol\n\nc1ccccc1 benzene\n")
-    assert read_pretraining_corpus(smi).smiles == ["CCO", "c1ccccc1"]
-    assert load_script("pretrain").parse_config_overrides("hidden_size=32, attention_dropout=0.0,x=true,y=abc") == {
+    assert read_molecule_table(smi).smiles == ["CCO", "c1ccccc1"]
+    assert parse_config_overrides("hidden_size=32, attention_dropout=0.0,x=true,y=abc") == {
         "hidden_size": 32,
         "attention_dropout": 0.0,
         "x": True,
         "y": "abc",
     }
+
+
+def test_tracker_config_never_holds_a_token(tmp_path):
+    from modeling_moleblend.training.pretrain import PretrainArguments
+
+    args = PretrainArguments(train_file=tmp_path / "x.sdf", output_dir=tmp_path, hub_token="hf_secret123")
+    config = tracker_config(args)
+    assert "hf_secret123" not in json.dumps(config) and not any("token" in key for key in config)
+    assert config["train_file"] == str(tmp_path / "x.sdf") and config["learning_rate"] == 1e-4
 
 
 # ---------------------------------------------------------------------------------------------------------- runs
@@ -215,7 +214,7 @@ def test_finetune_script_accepts_the_pretrained_folder(runs):
     args += ["--seeds", "0", "--num_train_epochs", "1", "--baseline_estimators", "0", "--quiet"]
     args += ["--per_device_train_batch_size", "16", "--num_workers", "0", "--output_dir", str(out)]
     reset_accelerate()
-    assert load_script("finetune").main(args) == 0
+    assert moleblend(["finetune", *args]) == 0
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["hidden_size"] == 32 and config["id2label"] == {"0": "gap_eV"}
     assert math.isfinite(json.loads((out / "results.json").read_text())["aggregate"]["test"]["rmse"]["mean"])
@@ -231,7 +230,7 @@ def test_two_process_cpu_launch(runs):
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    command += ["--main_process_port", str(port), str(ROOT / "scripts" / "pretrain.py")]
+    command += ["--main_process_port", str(port), "-m", "modeling_moleblend.cli", "pretrain"]
     command += pretrain_args(out, runs["cache"], "--max_train_steps", "2")
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

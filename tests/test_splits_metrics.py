@@ -9,10 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from modeling_moleblend.baselines import morgan_fingerprints, random_forest_baseline
-from modeling_moleblend.metrics import aggregate_seeds, classification_metrics, regression_metrics
-from modeling_moleblend.plots import plot_learning_curve, plot_parity, plot_roc
-from modeling_moleblend.splits import (
+from modeling_moleblend.data.splits import (
     SPLIT_NAMES,
     column_split,
     make_split,
@@ -20,6 +17,9 @@ from modeling_moleblend.splits import (
     random_split,
     scaffold_split,
 )
+from modeling_moleblend.evaluation.baselines import morgan_fingerprints, random_forest_baseline
+from modeling_moleblend.evaluation.metrics import aggregate_seeds, classification_metrics, regression_metrics
+from modeling_moleblend.evaluation.plots import plot_learning_curve, plot_parity, plot_roc
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,21 +1,8 @@
 """Pads featurized molecules into one batch for ``MoleBlendModel``.
 
-Batch keys (``B`` molecules, ``N`` padded atoms, ``E`` = 1 + the largest bond count, ``H`` = max hops):
-
-| key | shape | dtype | padding | meaning |
-|---|---|---|---|---|
-| ``atom_ids`` | [B, N, 9] | int64 | 0 | the 9 atom features as offset ids into one table |
-| ``degree`` | [B, N] | int64 | 0 | graph neighbours (0..8) |
-| ``atom_mask`` | [B, N] | bool | False | True for real atoms |
-| ``spd`` | [B, N, N] | int16 | -1 | shortest-path bond count; -1 = unreachable or padding |
-| ``path_bonds`` | [B, N, N, H] | int16 | 0 | 1-based row of ``bond_features`` for each hop of the path i -> j |
-| ``bond_features`` | [B, E, 3] | int64 | 0 | bond type/stereo/conjugated offset ids; row 0 is all padding |
-| ``coordinates`` | [B, N, 3] | float32 | 0.0 | angstrom; zeros where ``has_3d`` is False |
-| ``has_3d`` | [B] | bool | - | the molecule has real 3D coordinates |
-| ``num_atoms`` | [B] | int64 | - | real atom count |
-| ``labels`` | [B, T] | float32 | - | only if every molecule carries labels; NaN = missing |
-
-Narrow dtypes keep the O(N^2) tensors small; the model casts them to int64 where it embeds them.
+The batch keys, their shapes, dtypes and padding values are defined once, in ``batch_layout_moleblend.py``
+(``BATCH_LAYOUT``; the table is in its docstring and in docs/featurizer.md): this module allocates every key from
+it. Labels go through ``labels_moleblend.parse_label``, the featurizer's own missing-value rules.
 """
 
 from __future__ import annotations
@@ -32,26 +19,18 @@ except ImportError:  # pragma: no cover
 
 from transformers import BatchFeature
 
-from .molecular_graph_moleblend import SPD_UNREACHABLE
+from .batch_layout_moleblend import BATCH_LAYOUT, LAYOUT_BY_NAME, PAD_VALUES
+from .labels_moleblend import labels_to_float
 
-# Padding value of every per-atom / per-pair key.
-PAD_VALUES = {
-    "atom_ids": 0,
-    "degree": 0,
-    "spd": SPD_UNREACHABLE,
-    "path_bonds": 0,
-    "bond_features": 0,
-    "coordinates": 0.0,
-}
+__all__ = ["PAD_VALUES", "MoleBlendCollator", "labels_to_float"]
 
 
-def labels_to_float(values) -> np.ndarray:
-    """Labels as a float32 vector: None, "" and non-finite text become NaN; a scalar becomes a 1-vector."""
-    if values is None:
-        return np.array([np.nan], dtype=np.float32)
-    if np.ndim(values) == 0:
-        values = [values]
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+def _allocate(name: str, sizes: dict[str, int]) -> np.ndarray:
+    """The batch array of key ``name``, filled with its padding value (zeros for per-molecule keys)."""
+    key = LAYOUT_BY_NAME[name]
+    shape = tuple(sizes[d] if isinstance(d, str) else d for d in key.dims)
+    fill = key.pad_value if key.pad_value is not None else 0
+    return np.full(shape, fill, dtype=key.dtype)
 
 
 class MoleBlendCollator:
@@ -64,7 +43,9 @@ class MoleBlendCollator:
         return_tensors: "pt" (default) or "np".
 
     Padding never changes a real molecule's values: every real entry is copied unchanged, padded entries get
-    the values in ``PAD_VALUES`` and ``atom_mask`` marks them. Keys other than the ones above are ignored.
+    the values in ``PAD_VALUES`` and ``atom_mask`` marks them. Keys outside ``BATCH_LAYOUT`` (e.g. a table's
+    ``row`` or ``smiles``) are ignored; ``labels`` (if any row has them, every row must) become ``[B, T]`` float32
+    through ``parse_label`` (None, "", "NA", "nan" -> NaN; other text is an ``InvalidLabelError``).
     """
 
     def __init__(self, pad_to_multiple_of: int | None = None, return_tensors: str = "pt"):
@@ -89,14 +70,11 @@ class MoleBlendCollator:
         max_hops = first_paths.size // max(counts[0] ** 2, 1) if counts[0] > 0 else 0
         batch, n, e = len(features), self.padded_atom_count(max(counts)), 1 + max(bond_counts)
 
-        atom_ids = np.zeros((batch, n, 9), dtype=np.int64)
-        degree = np.zeros((batch, n), dtype=np.int64)
-        atom_mask = np.zeros((batch, n), dtype=bool)
-        spd = np.full((batch, n, n), PAD_VALUES["spd"], dtype=np.int16)
-        path_bonds = np.zeros((batch, n, n, max_hops), dtype=np.int16)
-        bond_features = np.zeros((batch, e, 3), dtype=np.int64)
-        coordinates = np.zeros((batch, n, 3), dtype=np.float32)
-        has_3d = np.zeros(batch, dtype=bool)
+        sizes = {"B": batch, "N": n, "E": e, "H": max_hops}
+        data = {key.name: _allocate(key.name, sizes) for key in BATCH_LAYOUT if key.name != "labels"}
+        atom_ids, degree, atom_mask, spd = data["atom_ids"], data["degree"], data["atom_mask"], data["spd"]
+        path_bonds, bond_features, coordinates = data["path_bonds"], data["bond_features"], data["coordinates"]
+        has_3d = data["has_3d"]
         for b, (feature, k, num_bonds) in enumerate(zip(features, counts, bond_counts)):
             atom_ids[b, :k] = np.asarray(feature["atom_ids"]).reshape(k, 9)
             degree[b, :k] = np.asarray(feature["degree"]).reshape(k)
@@ -108,26 +86,22 @@ class MoleBlendCollator:
             if has_3d[b]:
                 coordinates[b, :k] = np.asarray(feature["coordinates"], dtype=np.float32).reshape(k, 3)
 
-        data = {
-            "atom_ids": atom_ids,
-            "degree": degree,
-            "atom_mask": atom_mask,
-            "spd": spd,
-            "path_bonds": path_bonds,
-            "bond_features": bond_features,
-            "coordinates": coordinates,
-            "has_3d": has_3d,
-            "num_atoms": np.asarray(counts, dtype=np.int64),
-        }
+        data["num_atoms"][:] = counts
         with_labels = ["labels" in f for f in features]
         if any(with_labels):
             if not all(with_labels):
                 missing = [i for i, present in enumerate(with_labels) if not present]
                 raise ValueError(f"molecules {missing[:10]} of the batch have no 'labels' while others do")
-            rows = [labels_to_float(f["labels"]) for f in features]
+            rows = [labels_to_float(f["labels"], b, _describe(f, b)) for b, f in enumerate(features)]
             if len({len(r) for r in rows}) != 1:
                 raise ValueError(f"molecules carry different numbers of labels: {sorted({len(r) for r in rows})}")
             data["labels"] = np.stack(rows)
         if self.return_tensors == "pt":
             data = {key: torch.from_numpy(value) for key, value in data.items()}
         return BatchFeature(data)
+
+
+def _describe(feature: Mapping, row: int) -> str:
+    """A molecule in an error message: its SMILES when the row carries one (a cached table's rows do)."""
+    smiles = feature.get("smiles")
+    return str(smiles) if smiles else f"batch row {row}"

@@ -1,18 +1,23 @@
 """Errors raised for bad molecular input.
 
 Every error is a ``ValueError`` subclass whose message names the input's position (``index``), a truncated
-copy of its text (``input_text``: the SMILES, or the SDF record's title and line) and the ``reason``. The same
-three fields are kept as attributes so that a skip report can list them.
+copy of its text (``input_text``: the SMILES as given, or the SDF record's title and line) and the ``reason``.
+The same three fields are kept as attributes so that a skip report can list them. Messages show the text's
+``repr``, so an input of blanks, tabs or newlines is named as given (``'   '``, ``'C1CC\\tx'``), on one line.
+
+``MissingLabelTagError`` is not about one molecule: a requested label tag (or column) that no record has.
 """
 
 from __future__ import annotations
 
 MAX_INPUT_CHARS = 80
+MAX_LISTED_TAGS = 30  # existing tags named in a MissingLabelTagError
 
 
 def truncate(text: str, limit: int = MAX_INPUT_CHARS) -> str:
-    """One line of at most ``limit`` characters, for error messages."""
-    text = " ".join(str(text).split())
+    """``text`` as given (whitespace kept, so that messages can show its ``repr``), cut to at most ``limit``
+    characters ending in "..." when longer."""
+    text = str(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -67,3 +72,29 @@ class ConformerTimeoutError(ConformerError):
     """Conformer generation ran past the per-molecule time limit."""
 
     kind = "conformer time-out"
+
+
+class MissingLabelTagError(ValueError):
+    """A requested label tag (SDF ``> <TAG>`` property, or table column) that no record of the input has.
+
+    Attributes: ``source`` (the file or "SDF records"), ``missing`` (the absent tags, in request order),
+    ``available`` (the tags that exist, sorted) and ``suggestions`` (missing tag -> the existing tag it most
+    likely meant, matched case-insensitively first).
+    """
+
+    def __init__(self, source: str, missing: list[str], available: list[str], suggestions: dict[str, str]):
+        self.source = source
+        self.missing = missing
+        self.available = available
+        self.suggestions = suggestions
+        parts = []
+        for tag in missing:
+            hint = f" (did you mean {suggestions[tag]!r}?)" if tag in suggestions else ""
+            parts.append(f"{tag!r}{hint}")
+        what = "label tag" if len(missing) == 1 else "label tags"
+        present = ", ".join(repr(t) for t in available[:MAX_LISTED_TAGS]) if available else "none"
+        if len(available) > MAX_LISTED_TAGS:
+            present += f", ... ({len(available) - MAX_LISTED_TAGS} more)"
+        super().__init__(
+            f"{source}: {what} {', '.join(parts)} not found in any record; the tags present are: {present}"
+        )

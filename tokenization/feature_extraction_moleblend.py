@@ -6,8 +6,9 @@ A ``transformers`` ``FeatureExtractionMixin``: ``save_pretrained`` writes ``prep
     featurizer = MoleBlendFeaturizer(conformer="auto", max_atoms=512, errors="raise", num_workers=1, seed=0)
     batch = featurizer(["CCO", "c1ccccc1"], return_tensors="pt")     # padded BatchFeature, model(**batch)
     result = featurizer.featurize(Path("set.sdf"), label_columns=["y"])  # per-molecule arrays + report
+    result = featurizer.featurize(list(read_sdf_records(path, parse=True)), label_columns=["y"])  # the same
 
-The batch keys, shapes and dtypes are listed in ``collating_moleblend.py``. Besides its keys, a batch carries
+The batch keys, shapes and dtypes are defined in ``batch_layout_moleblend.py``. Besides its keys, a batch carries
 ``batch.input_indices`` (which input each row came from), ``batch.properties`` (SDF properties, one list per tag,
 aligned with the rows, None where a record lacks the tag) and ``batch.report`` (a ``FeaturizationReport``: every
 skipped input with its index, text and reason, and every molecule kept without 3D).
@@ -15,8 +16,6 @@ skipped input with its index, text and reason, and every molecule kept without 3
 
 from __future__ import annotations
 
-import gzip
-import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence, Sized
@@ -36,24 +35,32 @@ try:
 except ImportError:  # pragma: no cover
     Chem = None
 
+from .batch_layout_moleblend import MODEL_INPUT_NAMES
 from .collating_moleblend import MoleBlendCollator
 from .conformers_moleblend import ConformerSettings, generate_conformers
 from .errors_moleblend import (
     ConformerError,
     ConformerTimeoutError,
     EmptyMoleculeError,
-    InvalidLabelError,
     InvalidMoleculeError,
     MoleculeError,
     MoleculeTooLargeError,
     UnsupportedAtomError,
-    truncate,
 )
-from .molecular_graph_moleblend import MAX_HOPS, conformer_coordinates, molecule_relations
+from .labels_moleblend import MISSING_LABEL_TEXTS, check_label_tags, parse_label
+from .molecular_graph_moleblend import MAX_BONDS, MAX_HOPS, conformer_coordinates, molecule_relations
+from .sdf_moleblend import SdfRecord, parse_sdf_block, rdkit_reason, read_sdf_records
 
 CONFORMER_POLICIES = ("auto", "input", "generate", "none")
-MISSING_LABEL_TEXTS = {"", "na", "nan", "n/a", "none", "null"}
 PROGRESS_MIN_MOLECULES = 2000  # 2D featurization of fewer molecules takes under a second: no bar
+__all__ = [  # parse_label and MISSING_LABEL_TEXTS live in labels_moleblend.py; re-exported for older imports
+    "MISSING_LABEL_TEXTS",
+    "FeaturizationReport",
+    "FeaturizationResult",
+    "MoleBlendFeaturizer",
+    "SkippedInput",
+    "parse_label",
+]
 
 
 @dataclass
@@ -120,79 +127,6 @@ class _Record:
     properties: dict[str, str] = field(default_factory=dict)
 
 
-def parse_label(value, index: int, text: str, name: str) -> float:
-    """A numeric label; missing, empty, NA or nan become NaN (never 0); other text is an ``InvalidLabelError``."""
-    if value is None:
-        return math.nan
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return float(value)
-    if str(value).strip().lower() in MISSING_LABEL_TEXTS:
-        return math.nan
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        raise InvalidLabelError(index, text, f"label {name!r} = {truncate(value, 40)!r} is not a number") from None
-
-
-def _sdf_records(path: Path) -> Iterator[tuple[int, int, str]]:
-    """(record index, first line number, record text) for each ``$$$$``-terminated record of a .sdf/.sdf.gz."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-        lines: list[str] = []
-        start = 1
-        record = 0
-        for number, line in enumerate(handle, start=1):
-            if line.startswith("$$$$"):
-                yield record, start, "".join(lines)
-                record += 1
-                lines, start = [], number + 1
-            else:
-                lines.append(line)
-        if any(line.strip() for line in lines):  # a last record without its $$$$ terminator
-            yield record, start, "".join(lines)
-
-
-def _sdf_properties(record: str) -> dict[str, str]:
-    """The ``> <TAG>`` data items after ``M  END``, as raw text (multi-line values joined by newlines)."""
-    _, found, data = record.partition("M  END")
-    if not found:
-        return {}
-    properties: dict[str, str] = {}
-    tag, value_lines = None, []
-    for line in data.splitlines():
-        if line.startswith(">"):
-            if tag is not None:
-                properties[tag] = "\n".join(value_lines)
-            start, end = line.find("<"), line.find(">", line.find("<") + 1)
-            tag = line[start + 1 : end] if 0 < start < end else None
-            value_lines = []
-        elif tag is not None:
-            if line.strip() == "":
-                properties[tag] = "\n".join(value_lines)
-                tag = None
-            else:
-                value_lines.append(line.rstrip("\r"))
-    if tag is not None:
-        properties[tag] = "\n".join(value_lines)
-    return properties
-
-
-def _rdkit_reason(parse) -> str:
-    """Run a failing RDKit parse again with its error log captured, and return RDKit's first complaint."""
-    with rdBase.CaptureErrorLog() as log:
-        parse()
-    messages = [line.split("] ", 1)[-1].strip() for line in log.messages.strip().splitlines()]
-    messages = [m.removeprefix("ERROR: ") for m in messages if m and "moving to the beginning" not in m]
-    return messages[0] if messages else "RDKit could not parse it"
-
-
-def _parse_mol_block(block: str):
-    """One SDF record through RDKit's SD reader (its error log names the bad line), hydrogens kept."""
-    supplier = Chem.SDMolSupplier()
-    supplier.SetData(block + "$$$$\n", sanitize=True, removeHs=False)
-    return supplier[0] if len(supplier) else None
-
-
 class MoleBlendFeaturizer(FeatureExtractionMixin):
     """Turns molecules into MoleBlend's inputs: atom features, degree, shortest paths, the bonds along them,
     and 3D coordinates.
@@ -222,7 +156,7 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         pad_to_multiple_of: passed to ``MoleBlendCollator`` by ``__call__``.
     """
 
-    model_input_names = ["atom_ids", "degree", "atom_mask", "spd", "path_bonds", "bond_features", "coordinates"]
+    model_input_names = list(MODEL_INPUT_NAMES)
 
     def __init__(
         self,
@@ -293,7 +227,8 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         """Featurize and pad: a ``BatchFeature`` that ``MoleBlendModel(**batch)`` accepts.
 
         ``labels`` (one value or list per input) or ``label_columns`` (SDF property tags) add a float
-        ``labels`` tensor [B, tasks] with NaN for missing values. ``return_tensors``: "pt" or "np".
+        ``labels`` tensor [B, tasks] with NaN for missing values; a ``label_columns`` tag that no record has is
+        a ``MissingLabelTagError``. ``return_tensors``: "pt" or "np".
         ``overrides`` change this call's settings (e.g. ``errors="skip"``) without changing the featurizer.
         """
         result = self.featurize(molecules, labels=labels, label_columns=label_columns, **overrides)
@@ -334,6 +269,8 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         size = _input_size(molecules)
         if labels is not None and size is not None and len(labels) != size:
             raise ValueError(f"got {len(labels)} labels for {size} molecules")
+        if labels is None and label_columns:
+            _check_label_columns(molecules, list(label_columns))
         if progress is None:
             progress = size >= PROGRESS_MIN_MOLECULES if size is not None else _file_mb(molecules) > 1
         chunk: list[_Record] = []
@@ -388,18 +325,19 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
     # ------------------------------------------------------------------ inputs
 
     def _records(self, molecules) -> Iterator[_Record]:
-        if isinstance(molecules, (str, bytes)) or (Chem is not None and isinstance(molecules, Chem.Mol)):
+        if _is_single(molecules):
             molecules = [molecules]
         elif isinstance(molecules, os.PathLike):
-            yield from self._sdf_file_records(Path(molecules))
+            for record in read_sdf_records(Path(molecules)):
+                yield self._sdf_record(record.index, record)
             return
         elif not isinstance(molecules, Iterable):
             raise TypeError(
-                f"molecules must be a SMILES str, an RDKit Mol, a list of them, or an os.PathLike to a .sdf/.sdf.gz "
-                f"file; got {type(molecules).__name__}"
+                "molecules must be a SMILES str, an RDKit Mol, an SdfRecord, a list of them, or an os.PathLike to "
+                f"a .sdf/.sdf.gz file; got {type(molecules).__name__}"
             )
         for index, item in enumerate(molecules):
-            yield self._item_record(index, item)
+            yield self._sdf_record(index, item) if isinstance(item, SdfRecord) else self._item_record(index, item)
 
     def _item_record(self, index: int, item) -> _Record:
         if isinstance(item, bytes):
@@ -407,7 +345,7 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         if isinstance(item, str):
             mol = Chem.MolFromSmiles(item)
             if mol is None:
-                reason = _rdkit_reason(lambda: Chem.MolFromSmiles(item))
+                reason = rdkit_reason(lambda: Chem.MolFromSmiles(item))
                 if item.strip().lower().endswith((".sdf", ".sdf.gz")):
                     reason += " (a str is read as SMILES: pass a pathlib.Path to read an SDF file)"
                 return _Record(index, item, error=InvalidMoleculeError(index, item, f"invalid SMILES: {reason}"))
@@ -424,22 +362,16 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         why = "None (a molecule RDKit failed to parse?)" if item is None else f"unsupported type {type(item).__name__}"
         return _Record(index, text, error=InvalidMoleculeError(index, text, f"not a SMILES str or RDKit Mol: {why}"))
 
-    def _sdf_file_records(self, path: Path) -> Iterator[_Record]:
-        if not path.exists():
-            raise FileNotFoundError(f"SDF file not found: {path}")
-        if not path.name.lower().endswith((".sdf", ".sdf.gz", ".mol", ".sd", ".sd.gz")):
-            raise ValueError(f"expected a .sdf or .sdf.gz file, got {path.name!r}")
-        for index, line, block in _sdf_records(path):
-            title = block.split("\n", 1)[0].strip()
-            text = f"{path.name} record {index} (from line {line}, title {title!r})"
-            properties = _sdf_properties(block)
-            mol = _parse_mol_block(block)
-            if mol is None:
-                reason = _rdkit_reason(lambda b=block: _parse_mol_block(b))
-                error = InvalidMoleculeError(index, text, f"corrupt or unsanitizable SDF record: {reason}")
-                yield _Record(index, text, error=error, properties=properties)
-            else:
-                yield _Record(index, text, mol=mol, properties=properties)
+    @staticmethod
+    def _sdf_record(index: int, record: SdfRecord) -> _Record:
+        """An SDF record, from a file or a caller's list: its parsed Mol is used as is, else its block is parsed
+        here (the record is left unchanged). ``index`` is the input position; the text names the record."""
+        text = record.describe()
+        mol, reason = (record.mol, record.error) if record.parsed else parse_sdf_block(record.block)
+        if mol is None:
+            reason = f"corrupt or unsanitizable SDF record: {reason or 'RDKit could not parse it'}"
+            return _Record(index, text, error=InvalidMoleculeError(index, text, reason), properties=record.properties)
+        return _Record(index, text, mol=mol, properties=record.properties)
 
     # ------------------------------------------------------------------ one molecule
 
@@ -490,6 +422,12 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         if mol.GetNumAtoms() > settings["max_atoms"]:
             what = "atoms" if settings["keep_hydrogens"] else "heavy atoms"
             reason = f"{mol.GetNumAtoms()} {what} > max_atoms={settings['max_atoms']}"
+            raise MoleculeTooLargeError(record.index, record.text, reason)
+        if mol.GetNumBonds() > MAX_BONDS:  # also bounds spd: a longer shortest path needs more bonds
+            reason = (
+                f"{mol.GetNumBonds()} bonds > {MAX_BONDS}: path_bonds holds 1-based bond rows as int16 "
+                "(the featurized cache's fixed dtype)"
+            )
             raise MoleculeTooLargeError(record.index, record.text, reason)
         return mol
 
@@ -593,9 +531,35 @@ def _merge_results(chunks: list[FeaturizationResult]) -> FeaturizationResult:
     return FeaturizationResult(features, indices, properties, report)
 
 
+def _is_single(molecules) -> bool:
+    """One molecule rather than a collection of them."""
+    return isinstance(molecules, (str, bytes, SdfRecord)) or (Chem is not None and isinstance(molecules, Chem.Mol))
+
+
+def _check_label_columns(molecules, label_columns: list[str]) -> None:
+    """``label_columns`` are read from the inputs' properties: each must be a tag of at least one record
+    (``MissingLabelTagError`` otherwise). Checked when the properties are known up front: an SDF file (its tags
+    are scanned, without RDKit) or a sized collection; a one-pass iterator is not checked."""
+    if isinstance(molecules, os.PathLike):
+        tags = {tag for record in read_sdf_records(molecules) for tag in record.properties}
+        check_label_tags(tags, label_columns, str(molecules))
+        return
+    items = [molecules] if _is_single(molecules) else molecules
+    if not isinstance(items, Sized) or isinstance(items, Iterator):
+        return
+    tags: set[str] = set()
+    for item in items:
+        if isinstance(item, SdfRecord):
+            tags.update(item.properties)
+        elif Chem is not None and isinstance(item, Chem.Mol):
+            tags.update(item.GetPropsAsDict())
+    all_records = len(items) > 0 and all(isinstance(item, SdfRecord) for item in items)
+    check_label_tags(tags, label_columns, "SDF records" if all_records else "the input molecules")
+
+
 def _input_size(molecules) -> int | None:
     """How many molecules a call holds, when that is known without reading them (None for a file)."""
-    if isinstance(molecules, (str, bytes)) or (Chem is not None and isinstance(molecules, Chem.Mol)):
+    if _is_single(molecules):
         return 1
     if isinstance(molecules, os.PathLike):
         return None

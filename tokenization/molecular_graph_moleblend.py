@@ -18,6 +18,8 @@ except ImportError:  # pragma: no cover - RDKit is a hard requirement of the fea
 
 SPD_UNREACHABLE = -1
 MAX_HOPS = 5
+# path_bonds stores 1-based bond rows as int16 (its fixed dtype in a featurized cache): more bonds would wrap.
+MAX_BONDS = int(np.iinfo(np.int16).max)
 UNREACHABLE_DISTANCE = 1e7  # RDKit's GetDistanceMatrix writes 1e8 for unconnected pairs
 
 # The 9 OGB-style atom features. Each vocabulary ends with an "other" bucket, so nothing can overflow.
@@ -143,14 +145,16 @@ def shortest_path_bonds(
     """The first ``max_hops`` bonds along one shortest path i -> j, ``[atoms, atoms, max_hops]`` int16.
 
     Values are 1-based bond indices (row ``k - 1`` of the bond list), 0 where the path has ended or does not
-    exist. Among equally short paths, each step goes to the neighbour with the lowest ``atom_rank`` (default: the
-    atom index). With RDKit's canonical ranks the chosen paths, and so the bond features along them, do not
-    depend on the input's atom order. This is the compact form of Graphormer's ``[N, N, max_dist, F]`` int64
-    tensor: 10 bytes per pair instead of 480.
+    exist; int16 indexes at most ``MAX_BONDS`` bonds (more is a ``ValueError``). Among equally short paths, each
+    step goes to the neighbour with the lowest ``atom_rank`` (default: the atom index). With RDKit's canonical
+    ranks the chosen paths, and so the bond features along them, do not depend on the input's atom order. This
+    is the compact form of Graphormer's ``[N, N, max_dist, F]`` int64 tensor: 10 bytes per pair instead of 480.
     """
     n = spd.shape[0]
-    path = np.zeros((n, n, max_hops), dtype=np.int16)
     num_bonds = len(begin)
+    if num_bonds > MAX_BONDS:
+        raise ValueError(f"{num_bonds} bonds > {MAX_BONDS}: int16 path_bonds cannot index them")
+    path = np.zeros((n, n, max_hops), dtype=np.int16)
     if num_bonds == 0 or max_hops == 0:
         return path
     # Directed edges u -> v sorted by (u, v); edge e is a first step towards j when spd[v, j] == spd[u, j] - 1.

@@ -3,7 +3,7 @@
 The default is the deterministic Bemis-Murcko scaffold split (deepchem / MoleculeNet convention, 8:1:1): molecules
 that share a scaffold always land in the same split, so the test set holds chemotypes the model never saw.
 
-    from modeling_moleblend.splits import make_split
+    from modeling_moleblend.data.splits import make_split
     split = make_split("scaffold", smiles)          # {"train": [...], "validation": [...], "test": [...]}
 
 Every function returns sorted lists of row indices into the input, one list per name in ``SPLIT_NAMES``; together

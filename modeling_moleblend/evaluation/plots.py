@@ -1,4 +1,4 @@
-"""Figures for finetuning runs: learning curves, parity plots (regression) and ROC curves (classification).
+"""Figures: learning curves, parity plots (regression), ROC curves (classification), pretraining loss curves.
 
 Figures are drawn on matplotlib's Agg canvas directly (no ``pyplot``), so importing this module changes no global
 backend and works headless. Every function writes a PNG (parent folders are created) and returns its ``Path``.
@@ -213,4 +213,45 @@ def plot_roc(
     axis.legend(loc="lower right", bbox_to_anchor=(1.0, 0.08), fontsize="small")
     axis.grid(alpha=0.3)
     axis.set_title(title or "ROC curves")
+    return _save(figure, path)
+
+
+def plot_pretraining_curves(
+    log: Sequence[Mapping], path: str | Path, title: str = "", components: Sequence[str] | None = None
+) -> Path:
+    """One panel per loss component (total, SPD, edge, distance, denoise): training (line) and validation
+    (markers) against the optimizer step.
+
+    Args:
+        log: entries of ``pretraining_log.jsonl``: ``step`` plus ``train_<component>`` or ``eval_<component>``.
+        path: PNG to write.
+        title: figure title.
+        components: the loss names to draw (default: every ``*loss`` the log holds, in order of appearance).
+    """
+    if components is None:
+        seen: dict[str, None] = {}
+        for entry in log:
+            for key in entry:
+                name = key.removeprefix("train_").removeprefix("eval_")
+                if key != name and name.endswith("loss"):
+                    seen.setdefault(name)
+        components = list(seen) or ["loss"]
+    figure = _new_figure(3.2 * len(components), 3.2)
+    axes = figure.subplots(1, len(components), squeeze=False)[0]
+    for axis, name in zip(axes, components):
+        for prefix, style, label in (("train_", "-", "train"), ("eval_", "o-", "validation")):
+            points = [
+                (entry["step"], entry[prefix + name])
+                for entry in log
+                if entry.get(prefix + name) is not None and math.isfinite(entry[prefix + name])
+            ]
+            if points:
+                steps, values = zip(*points)
+                axis.plot(steps, values, style, label=label, markersize=3)
+        axis.set_title(name.replace("_", " "))
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    if title:
+        figure.suptitle(title)
     return _save(figure, path)

@@ -2,7 +2,7 @@
 
 The yardstick every MoleculeNet result should be read against (see ``metrics`` for scoring):
 
-    from modeling_moleblend.baselines import random_forest_baseline
+    from modeling_moleblend.evaluation.baselines import random_forest_baseline
     preds = random_forest_baseline(train_smiles, train_labels, {"test": test_smiles}, "regression", seed=0)
 """
 

@@ -1,0 +1,121 @@
+"""Prediction tables: one naming scheme for every file that holds predictions (``moleblend predict``'s output and
+a finetuning run's ``predictions_test.csv``), written as CSV (``.csv``, ``.csv.gz``) or Parquet.
+
+Per task ``T``: ``T_pred`` (regression, real units) or ``T_prob`` (classification, a probability) holds the mean
+over models; with several models (an ensemble: a finetune run's seeds) also ``T_pred_std`` / ``T_prob_std`` (the
+sample standard deviation over models, ddof=1) and one column per model, ``T_pred_seed0`` ... . The input's own
+columns are kept as they are, so the prediction of ``logS`` never overwrites a ``logS`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..data.tables import InputError
+
+logger = logging.getLogger(__name__)
+OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def prediction_stem(task: str, problem_type: str | None) -> str:
+    """``T_prob`` for a classification task (the column holds a probability), ``T_pred`` otherwise."""
+    return f"{task}_prob" if problem_type and "classification" in problem_type else f"{task}_pred"
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` if its suffix is one this module writes, else an ``InputError`` (checked before any work)."""
+    path = Path(path)
+    if not path.name.lower().endswith(OUTPUT_SUFFIXES):
+        raise InputError(f"{path}: the output must end in .csv, .csv.gz or .parquet")
+    return path
+
+
+def prediction_columns(
+    input_columns: Mapping[str, Sequence],
+    predictions: np.ndarray,
+    tasks: Sequence[str],
+    problem_type: str | None,
+    members: Sequence[str],
+    errors: Mapping[int, str] | None = None,
+) -> dict[str, list]:
+    """The table to write: the input's columns, then per task the mean (and with several members the spread and
+    each member's value), then ``error`` (when ``errors`` is given).
+
+    Args:
+        input_columns: column name -> one value per row.
+        predictions: ``[members, rows, tasks]``, NaN for rows without a prediction.
+        tasks: the task names.
+        problem_type: the model config's.
+        members: a name per model, e.g. ``["seed0", "seed1"]``.
+        errors: row -> reason, for rows that could not be predicted.
+    """
+    table: dict[str, list] = {}
+    predicted: dict[str, list] = {}
+    values = np.asarray(predictions, dtype=np.float64)
+    for t, task in enumerate(tasks):
+        stem = prediction_stem(task, problem_type)
+        per_model = values[:, :, t]
+        with warnings.catch_warnings():  # rows without a prediction are all-NaN: their mean is NaN, quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
+            predicted[stem] = list(per_model.mean(axis=0))
+            if len(members) > 1:
+                predicted[f"{stem}_std"] = list(per_model.std(axis=0, ddof=1))
+                for m, member in enumerate(members):
+                    predicted[f"{stem}_{member}"] = list(per_model[m])
+    for name, column in input_columns.items():
+        if name in predicted or name == "error":
+            logger.warning("the input column %r is written as %r (the name is a prediction column's)", name, name)
+            name = f"{name}_input"
+        table[name] = list(column)
+    table.update(predicted)
+    if errors is not None:
+        rows = values.shape[1]
+        table["error"] = [errors.get(row, "") for row in range(rows)]
+    return table
+
+
+def write_table(path: str | Path, columns: Mapping[str, Sequence]) -> Path:
+    """Write ``columns`` (name -> values, equal lengths) to ``path``: CSV (floats to 6 significant digits, NaN
+    empty) or Parquet (floats as float64 with nulls)."""
+    path = check_output_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(columns)
+    rows = len(next(iter(columns.values()))) if columns else 0
+    if path.name.lower().endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrays = {}
+        for name in names:
+            values = list(columns[name])
+            if values and all(isinstance(v, (float, np.floating)) for v in values):
+                arrays[name] = pa.array([None if math.isnan(v) else float(v) for v in values], pa.float64())
+            else:
+                arrays[name] = pa.array(values)
+        pq.write_table(pa.table(arrays), path)
+        return path
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in range(rows):
+            writer.writerow([_cell(columns[name][row]) for name in names])
+    return path
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(float(value)) else f"{float(value):.6g}"
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)

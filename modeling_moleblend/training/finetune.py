@@ -1,0 +1,586 @@
+"""Finetuning on molecular property data with the transformers ``Trainer``, under the MoleculeNet protocol.
+
+    from modeling_moleblend.training import FinetuneArguments, finetune
+
+    result = finetune(FinetuneArguments(train_file="data.csv", label_columns=["logS"], output_dir="out/"))
+    result.aggregate["test"]["rmse"]          # {"mean": ..., "std": ..., "values": [...]}
+
+Protocol: the split (scaffold 8:1:1 by default, deterministic) is computed once on the featurizable molecules and
+written to ``OUTPUT_DIR/splits.json``; every seed trains a model, keeps the epoch with the best validation metric
+(RMSE for regression, ROC-AUC for classification) and reports test metrics at that epoch; the test split is never
+used for selection. A random forest on Morgan fingerprints is trained on the same split as a baseline.
+
+Outputs in ``OUTPUT_DIR``: ``results.json`` (``FinetuneResult``), ``predictions_test.csv``, ``learning_curve.png``,
+``parity.png`` or ``roc.png``, ``splits.json``, ``featurization_report.json``, ``seeds/seed_K/model`` (each seed's
+model) and ``model/`` (the seed with the best validation metric: save_pretrained + featurizer + model card).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..configuration_moleblend import MOLEBLEND_PRESETS, MoleBlendConfig
+from ..data import InputError, featurize_table, infer_problem_type, label_statistics, make_split, read_molecule_table
+from ..evaluation.baselines import random_forest_baseline
+from ..evaluation.metrics import aggregate_seeds, classification_metrics, regression_metrics
+from ..evaluation.plots import plot_learning_curve, plot_parity, plot_roc
+from ..evaluation.predictions import prediction_columns, write_table
+from ..inference import predict_properties, resolve_model_paths, to_probabilities
+from ..modeling_moleblend import MoleBlendForPropertyPrediction
+from ..tokenization import CONFORMER_POLICIES, FEATURE_COLUMNS, MoleBlendCollator
+from .common import (
+    HubArguments,
+    SavedResult,
+    build_featurizer,
+    hardware_description,
+    option,
+    parse_config_overrides,
+    required_option,
+    set_quiet,
+)
+
+logger = logging.getLogger(__name__)
+CLASSIFICATION = "multi_label_classification"
+RESULTS_NAME = "results.json"
+MIN_MOLECULES = 10  # fewer cannot fill a train / validation / test split
+
+
+@dataclass(kw_only=True)
+class FinetuneArguments(HubArguments):
+    """Every setting of a finetuning run; the ``moleblend finetune`` options are these fields."""
+
+    # data
+    train_file: Path = required_option("CSV/TSV/SMI (optionally .gz), SDF (.sdf, .sdf.gz) or a datasets folder", "data")
+    smiles_column: str = option("smiles", "SMILES column of a table", "data")
+    label_columns: list[str] = required_option("columns (SDF tags) to predict, one task each", "data", nargs="+")
+    problem_type: str = option(
+        "auto", "auto: classification if every label is 0/1 (or one of two texts)", "data",
+        choices=("auto", "regression", "classification"),
+    )  # fmt: skip
+    split: str = option("scaffold", "how rows are split 8:1:1", "data", choices=("scaffold", "random", "column"))
+    split_column: str | None = option(None, "with --split column: train / validation / test per row", "data")
+    split_fractions: list[float] = option([0.8, 0.1, 0.1], "train, validation, test fractions", "data", nargs=3)
+    split_seed: int = option(0, "seed of --split random (scaffold is deterministic)", "data")
+    scaffold_ties: str = option(
+        "deepchem", "order of equal-size scaffold sets (deepchem: the MoleculeNet convention)", "data",
+        choices=("deepchem", "ascending"),
+    )  # fmt: skip
+    data_cache_dir: Path | None = option(
+        None, "featurized-data cache, reused by runs on the same data (default: OUTPUT_DIR/featurized)", "data",
+        aliases=("--cache_dir",),
+    )  # fmt: skip
+
+    # model
+    model_name_or_path: str | None = option(
+        None, "start from a MoleBlend model folder, a finetune output folder or a Hub id", "model"
+    )
+    revision: str | None = option(None, "Hub revision (branch, tag or commit) of the model", "model")
+    config_name: str = option(
+        "small", "preset of a model trained from scratch", "model", choices=sorted(MOLEBLEND_PRESETS)
+    )
+    config_overrides: str | None = option(None, 'config fields, "k=v,k=v" (e.g. "activation_dropout=0.1")', "model")
+    input_modality: str | None = option(
+        None, "2d, 3d or 2d3d (default: the model's; 2d from scratch)", "model", choices=("2d", "3d", "2d3d")
+    )
+    conformer: str = option("auto", "3D source for 3d/2d3d (auto: the file's, else generated)", "model",
+                          choices=CONFORMER_POLICIES)  # fmt: skip
+    max_atoms: int = option(512, "heavy atoms; larger molecules are skipped and reported", "model")
+    num_workers: int | None = option(None, "conformer-generation processes (default: all cores)", "model")
+
+    # training
+    seeds: list[int] = option([0, 1, 2], "one model per seed; mean +- std over them", "training", nargs="+")
+    num_train_epochs: float = option(50, "maximum epochs", "training")
+    learning_rate: float = option(1e-4, "peak learning rate (AdamW, linear warm-up and decay)", "training")
+    per_device_train_batch_size: int = option(32, "molecules per training batch", "training")
+    per_device_eval_batch_size: int = option(64, "molecules per evaluation batch", "training")
+    warmup_ratio: float = option(0.06, "fraction of the steps for linear warm-up", "training")
+    weight_decay: float = option(0.01, "AdamW weight decay", "training")
+    early_stopping_patience: int = option(10, "epochs without validation improvement before stopping; 0 = off",
+                                        "training")  # fmt: skip
+    dropout: float | None = option(None, "attention and classifier dropout (default: the config's)", "training")
+    baseline_estimators: int = option(500, "random-forest trees of the baseline (0 = no baseline)", "training")
+    output_dir: Path = required_option("where results, plots and models go", "output")
+    overwrite_output_dir: bool = option(False, "write into a non-empty OUTPUT_DIR", "output")
+    quiet: bool = option(False, "no progress bars or per-epoch logs", "output")
+    hub_strategy: str = option(
+        "end", "end: push the selected model only. Otherwise the Trainer also pushes each seed's saves (weights, "
+        "config, featurizer, code, card) to the branch seed-K", "hub",
+        choices=("end", "every_save", "checkpoint", "all_checkpoints"),
+    )  # fmt: skip
+
+    def check(self) -> None:
+        """Argument combinations that cannot work: raised before any data is read."""
+        self.check_hub()
+        if self.split == "column" and not self.split_column:
+            raise InputError("--split column needs --split_column NAME (the column holding train/validation/test)")
+        if len(self.split_fractions) != 3 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
+            raise InputError(f"--split_fractions must be three fractions summing to 1, got {self.split_fractions}")
+        if not self.seeds:
+            raise InputError("--seeds needs at least one seed")
+
+
+@dataclass
+class FinetuneResult(SavedResult):
+    """What a finetuning run found; saved as ``OUTPUT_DIR/results.json`` (``save``/``load``)."""
+
+    RESULTS_NAME = RESULTS_NAME
+
+    data: dict
+    protocol: str
+    model: dict
+    training: dict
+    per_seed: list[dict]
+    aggregate: dict
+    best_seed: int
+    wall_time_s: float
+    hardware: str
+    featurizer: dict = field(default_factory=dict)
+    architecture: dict = field(default_factory=dict)
+    output_dir: Path | None = None
+
+    @property
+    def selection_metric(self) -> str:
+        return "roc_auc" if self.data["problem_type"] == CLASSIFICATION else "rmse"
+
+    @classmethod
+    def find(cls, model_folder: str | Path) -> FinetuneResult | None:
+        """The result of the run a model folder belongs to (``OUT/model``, ``OUT/seeds/seed_K/model``, or ``OUT``)."""
+        folder = Path(model_folder).resolve()
+        for candidate in (folder, *list(folder.parents)[:3]):
+            if (candidate / RESULTS_NAME).is_file() and (candidate / "splits.json").is_file():
+                try:
+                    return cls.load(candidate)
+                except (KeyError, TypeError, json.JSONDecodeError):
+                    return None
+        return None
+
+
+def task_config(
+    args: FinetuneArguments, config: MoleBlendConfig, problem_type, label_names, train_labels, label_maps
+) -> MoleBlendConfig:
+    """The property model's config: the task (names, type, regression statistics) and the finetuning recipe of the
+    paper (attention dropout only: activation, hidden and drop-path dropout 0), then the user's overrides."""
+    updates = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+        "problem_type": problem_type,
+        "target_mean": None,
+        "target_std": None,
+        "activation_dropout": 0.0,
+        "hidden_dropout": 0.0,
+        "drop_path_rate": 0.0,
+    }
+    if label_maps:
+        updates["label_values"] = {
+            task: {str(k): v for k, v in mapping.items()} for task, mapping in label_maps.items()
+        }
+    if args.input_modality:
+        updates["input_modality"] = args.input_modality
+    if problem_type == "regression":
+        updates["target_mean"], updates["target_std"] = label_statistics(train_labels)
+    if args.dropout is not None:
+        updates["attention_dropout"] = updates["classifier_dropout"] = args.dropout
+    updates.update(parse_config_overrides(args.config_overrides))
+    data = {**config.to_dict(), **updates}
+    for key in ("architectures", "transformers_version", "auto_map", "dtype", "model_type"):
+        data.pop(key, None)
+    return MoleBlendConfig(**data)
+
+
+def starting_model(name_or_path: str) -> str:
+    """The model a run starts from: a finetune output folder stands for its selected ``model/``."""
+    folder = Path(name_or_path)
+    if folder.is_dir() and not (folder / "config.json").is_file() and (folder / "model" / "config.json").is_file():
+        return str(folder / "model")
+    return resolve_model_paths(name_or_path)[0]
+
+
+def metric_fn(problem_type: str, label_names: list[str]):
+    """The Trainer's ``compute_metrics``: the headline metrics, and per task with several tasks."""
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        result = split_metrics(problem_type, prediction.label_ids, logits, label_names)
+        keys = ("roc_auc", "pr_auc") if problem_type == CLASSIFICATION else ("rmse", "mae")
+        flat = {name: result[name] for name in keys}
+        if len(label_names) > 1:
+            for task, values in result["per_task"].items():
+                flat.update({f"{task}_{name}": value for name, value in values.items() if name in keys})
+        return flat
+
+    return compute_metrics
+
+
+def split_metrics(problem_type, labels, outputs, label_names) -> dict:
+    if problem_type == CLASSIFICATION:
+        return classification_metrics(labels, outputs, label_names)
+    return regression_metrics(labels, outputs, label_names)
+
+
+def best_epoch(history: list[dict], metric: str, greater: bool) -> float | None:
+    evals = [(h["epoch"], h[f"eval_{metric}"]) for h in history if f"eval_{metric}" in h]
+    evals = [(e, v) for e, v in evals if not math.isnan(v)]
+    if not evals:
+        return None
+    return (max if greater else min)(evals, key=lambda item: item[1])[0]
+
+
+def best_seed_of(per_seed: list[dict], metric: str, greater: bool) -> int:
+    """The seed with the best validation ``metric`` (the first seed when no validation score is a number, e.g. a
+    validation set holding one class only: said in the log)."""
+    scores = np.array([r["validation"][metric] for r in per_seed], dtype=np.float64)
+    if np.isnan(scores).all():
+        logger.warning("no seed has a validation %s (see results.json): shipping seed %d", metric, per_seed[0]["seed"])
+        return per_seed[0]["seed"]
+    return per_seed[int(np.nanargmax(scores) if greater else np.nanargmin(scores))]["seed"]
+
+
+def headline(metrics: dict) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "n_tasks_scored"}
+
+
+def finetune(args: FinetuneArguments) -> FinetuneResult:
+    """Run the protocol of the module docstring; returns (and saves) the ``FinetuneResult``.
+
+    Raises:
+        InputError: bad arguments or data (no such file or column, too few molecules, an empty split).
+    """
+    from accelerate import PartialState
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    args.check()
+    set_quiet(args.quiet)
+    started = time.perf_counter()
+    out = Path(args.output_dir)
+    # under `accelerate launch` every process runs this: the main one prepares data and writes outputs
+    state = PartialState(cpu=not torch.cuda.is_available())  # as the Trainer will ask (use_cpu), or no DDP on CPU
+    if out.exists() and any(out.iterdir()) and not args.overwrite_output_dir:
+        raise InputError(f"{out} exists and is not empty: pass --overwrite_output_dir or choose another folder")
+
+    # ---- data: read (inputs checked before any model is loaded), featurize once (cached), split
+    table = read_molecule_table(
+        args.train_file, args.smiles_column, args.label_columns, args.split_column if args.split == "column" else None
+    )
+    start = starting_model(args.model_name_or_path) if args.model_name_or_path else None
+    config = (
+        MoleBlendConfig.from_pretrained(start, revision=args.revision)
+        if start
+        else MoleBlendConfig.from_preset(args.config_name, input_modality=args.input_modality or "2d")
+    )
+    modality = args.input_modality or config.input_modality
+    featurizer = build_featurizer(
+        start, "none" if modality == "2d" else args.conformer, args.max_atoms, args.num_workers, args.revision
+    )
+    state.wait_for_everyone()  # every process has checked before the main one writes
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    cache_dir = args.data_cache_dir or (out / "featurized")
+    with state.main_process_first():  # the main process featurizes and caches, the others read the cache
+        dataset, report = featurize_table(
+            table, featurizer, cache_dir=cache_dir, progress=False if args.quiet else None
+        )
+    if state.is_main_process:
+        (out / "featurization_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    logger.info("featurization: %s", report.summary(max_listed=10))
+    if len(dataset) < MIN_MOLECULES:
+        raise InputError(
+            f"{args.train_file}: {len(dataset)} of {len(table)} rows could be featurized, and at least "
+            f"{MIN_MOLECULES} molecules are needed for a train/validation/test split"
+            + (f"; the reasons are in {out / 'featurization_report.json'}" if report.skipped else "")
+        )
+
+    if args.problem_type == "auto":
+        problem_type = infer_problem_type(table.labels)
+    else:
+        problem_type = CLASSIFICATION if args.problem_type == "classification" else "regression"
+    label_names = table.label_names
+    rows = np.asarray(dataset["row"])
+    smiles = dataset["smiles"]
+    column_values = [table.split_values[r] for r in rows] if args.split == "column" else None
+    split = make_split(
+        args.split, smiles, args.split_seed, column_values, tuple(args.split_fractions), args.scaffold_ties
+    )
+    split_description = {
+        "scaffold": "Bemis-Murcko scaffold split {:g}:{:g}:{:g}, deterministic (largest scaffold sets to train, "
+        + f"{args.scaffold_ties} order of equal-size sets)",
+        "random": "random split {:g}:{:g}:{:g}, seed " + str(args.split_seed),
+        "column": "user-given split column",
+    }[args.split].format(*[10 * f for f in args.split_fractions])
+    if state.is_main_process:
+        (out / "splits.json").write_text(
+            json.dumps({name: rows[idx].tolist() for name, idx in split.items()} | {"description": split_description})
+        )
+    sizes = {name: len(idx) for name, idx in split.items()}
+    logger.info("split: %s %s; problem type %s; tasks %s", split_description, sizes, problem_type, label_names)
+    if sizes.get("test", 0) == 0 or sizes["validation"] == 0:
+        raise InputError(f"{args.train_file}: the split left an empty validation or test set: {sizes}")
+
+    model_columns = [*FEATURE_COLUMNS, "labels"]
+    tables = {
+        name: dataset.select(idx, keep_in_memory=True).select_columns(model_columns).with_format("numpy")
+        for name, idx in split.items()
+    }
+    labels = {
+        name: np.asarray(dataset.select(idx, keep_in_memory=True)["labels"], dtype=np.float32)
+        for name, idx in split.items()
+    }
+    for t, task in enumerate(label_names):
+        if np.isnan(labels["train"][:, t]).all():
+            raise InputError(f"{args.train_file}: task {task!r} has no labelled training row (every value missing)")
+    smiles_by_split = {name: [smiles[i] for i in idx] for name, idx in split.items()}
+    selection_metric = "roc_auc" if problem_type == CLASSIFICATION else "rmse"
+    greater_is_better = problem_type == CLASSIFICATION
+
+    # ---- one model per seed; selection on validation only
+    per_seed, histories, test_outputs = [], {}, {}
+    model = None
+    for seed in args.seeds:
+        set_seed(seed)
+        seed_dir = out / "seeds" / f"seed_{seed}"
+        seed_config = task_config(args, config, problem_type, label_names, labels["train"], table.label_maps)
+        if start:
+            model = MoleBlendForPropertyPrediction.from_pretrained(
+                start, config=seed_config, revision=args.revision, ignore_mismatched_sizes=True
+            )
+            if config.num_labels != seed_config.num_labels and seed == args.seeds[0]:
+                logger.warning(
+                    "%s predicts %d task(s), this data has %d: the property head is re-initialised",
+                    start, config.num_labels, seed_config.num_labels,
+                )  # fmt: skip
+        else:
+            model = MoleBlendForPropertyPrediction(seed_config)
+        training_args = TrainingArguments(
+            output_dir=str(seed_dir / "checkpoints"),
+            num_train_epochs=args.num_train_epochs,
+            learning_rate=args.learning_rate,
+            per_device_train_batch_size=args.per_device_train_batch_size,
+            per_device_eval_batch_size=args.per_device_eval_batch_size,
+            warmup_steps=args.warmup_ratio,  # a float < 1 is a fraction of the steps in transformers 5
+            weight_decay=args.weight_decay,
+            lr_scheduler_type="linear",
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            logging_strategy="epoch",
+            save_total_limit=1,
+            load_best_model_at_end=True,
+            metric_for_best_model=selection_metric,
+            greater_is_better=greater_is_better,
+            remove_unused_columns=False,
+            label_names=["labels"],
+            train_sampling_strategy="group_by_length",
+            length_column_name="num_atoms",
+            seed=seed,
+            data_seed=seed,
+            report_to="none",
+            save_only_model=True,
+            disable_tqdm=args.quiet,
+            use_cpu=not torch.cuda.is_available(),
+            **_trainer_push_arguments(args, seed),
+        )
+        callbacks = [EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []
+        trainer = Trainer(
+            model=model,
+            args=training_args,
+            train_dataset=tables["train"],
+            eval_dataset=tables["validation"],
+            data_collator=MoleBlendCollator(pad_to_multiple_of=8),
+            compute_metrics=metric_fn(problem_type, label_names),
+            processing_class=featurizer,
+            callbacks=callbacks,
+        )
+        if args.quiet:
+            trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dictionary
+        if training_args.push_to_hub:
+            from transformers.dynamic_module_utils import custom_object_save
+
+            # the pushed folder's config.json names the code files in its auto_map: put them there from the start
+            custom_object_save(model, training_args.output_dir, config=model.config)
+        trainer.train()
+        histories[seed] = trainer.state.log_history
+        epoch = best_epoch(trainer.state.log_history, selection_metric, greater_is_better)
+        # in row order (the Trainer's length-grouped eval sampler shuffles); logits, at the best epoch
+        outputs = {
+            name: predict_properties([trainer.model], list(tables[name]), args.per_device_eval_batch_size, False)[0]
+            for name in ("validation", "test")
+        }
+        test_outputs[seed] = outputs["test"]
+        result = {
+            "seed": seed,
+            "best_epoch": epoch,
+            "validation": split_metrics(problem_type, labels["validation"], outputs["validation"], label_names),
+            "test": split_metrics(problem_type, labels["test"], outputs["test"], label_names),
+        }
+        trainer.save_model(str(seed_dir / "model"))  # the best-validation epoch (load_best_model_at_end)
+        if not state.is_main_process:
+            continue  # the rest (baseline, files) is the main process's
+        _make_shippable(seed_dir / "model")
+        shutil.rmtree(seed_dir / "checkpoints", ignore_errors=True)
+        if args.baseline_estimators > 0:
+            baseline = random_forest_baseline(
+                smiles_by_split["train"],
+                labels["train"],
+                {"validation": smiles_by_split["validation"], "test": smiles_by_split["test"]},
+                problem_type,
+                seed=seed,
+                n_estimators=args.baseline_estimators,
+                n_jobs=-1,
+            )
+            result["baseline_test"] = split_metrics(problem_type, labels["test"], baseline["test"], label_names)
+            result["baseline_validation"] = split_metrics(
+                problem_type, labels["validation"], baseline["validation"], label_names
+            )
+        per_seed.append(result)
+        logger.info(
+            "seed %d: best epoch %s, validation %s, test %s",
+            seed, epoch, headline(result["validation"]), headline(result["test"]),
+        )  # fmt: skip
+
+    # ---- aggregate, pick the model to ship (best validation), write everything
+    best_seed = best_seed_of(per_seed, selection_metric, greater_is_better) if per_seed else args.seeds[0]
+    result = FinetuneResult(
+        data={
+            "file": str(args.train_file),
+            "tasks": label_names,
+            "problem_type": problem_type,
+            "label_values": table.label_maps,
+            "num_rows": len(table),
+            "num_featurized": len(dataset),
+            "num_skipped": len(report.skipped),
+            "split": {"kind": args.split, "description": split_description, "sizes": sizes, "file": "splits.json"},
+        },
+        protocol=(
+            f"one model per seed; the epoch with the best validation {selection_metric} is kept "
+            "(load_best_model_at_end) and evaluated once on test; the test split is never used for selection; "
+            f"the shipped model/ is the seed with the best validation {selection_metric} (seed {best_seed})"
+        ),
+        model={
+            "start": args.model_name_or_path or f"scratch ({args.config_name} preset)",
+            "input_modality": modality,
+            "num_parameters": sum(p.numel() for p in model.parameters()),
+        },
+        training={
+            "epochs": args.num_train_epochs,
+            "learning_rate": args.learning_rate,
+            "batch_size": args.per_device_train_batch_size,
+            "warmup_ratio": args.warmup_ratio,
+            "weight_decay": args.weight_decay,
+            "early_stopping_patience": args.early_stopping_patience,
+            "seeds": list(args.seeds),
+            "num_processes": state.num_processes,
+        },
+        per_seed=per_seed,
+        aggregate={
+            part: aggregate_seeds([headline(r[part]) for r in per_seed])
+            for part in ("validation", "test", "baseline_test")
+            if per_seed and all(part in r for r in per_seed)
+        },
+        best_seed=best_seed,
+        wall_time_s=time.perf_counter() - started,
+        hardware=hardware_description(num_processes=state.num_processes),
+        featurizer={"max_atoms": featurizer.max_atoms, "conformer": featurizer.conformer, "mmff": featurizer.mmff},
+        architecture={
+            "Layers": model.config.num_hidden_layers,
+            "Hidden size": model.config.hidden_size,
+            "Attention heads": model.config.num_attention_heads,
+            "Input modality": model.config.input_modality,
+            "Parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        },
+        output_dir=out,
+    )
+    if not state.is_main_process:
+        return result
+    shutil.copytree(out / "seeds" / f"seed_{best_seed}" / "model", out / "model", dirs_exist_ok=True)
+    result.save(out)
+    members = [f"seed{s}" for s in args.seeds]
+    test_rows = rows[split["test"]]
+    columns = {"row": list(test_rows), "smiles": smiles_by_split["test"]}
+    columns.update({task: list(labels["test"][:, t]) for t, task in enumerate(label_names)})
+    stacked = np.stack([test_outputs[s] for s in args.seeds])
+    probabilities = to_probabilities(torch.from_numpy(stacked), problem_type).numpy()
+    write_table(
+        out / "predictions_test.csv", prediction_columns(columns, probabilities, label_names, problem_type, members)
+    )
+    plot_learning_curve(
+        histories, out / "learning_curve.png", selection_metric, title=f"MoleBlend on {Path(args.train_file).name}"
+    )
+    mean_test = probabilities.mean(axis=0)
+    if problem_type == CLASSIFICATION:
+        plot_roc(labels["test"], mean_test, out / "roc.png", label_names, title="Test ROC (mean of seeds)")
+    else:
+        plot_parity(labels["test"], mean_test, out / "parity.png", label_names, title="Test parity (mean of seeds)")
+    from ..hub import export_and_push, finetune_card
+    from ..hub_card import write_model_card
+
+    write_model_card(out / "model", finetune_card(result))
+    if args.push_to_hub:
+        # the Trainer's own push is off: seeds would interleave in one repo and its checkpoints carry pickles
+        info = export_and_push(args, out / "model", out / "hub", f"MoleBlend finetuned on {Path(args.train_file).name}")
+        logger.warning("pushed to %s: %s", args.hub_model_id, info.commit_url)
+    return result
+
+
+def _make_shippable(folder: Path) -> None:
+    """A saved model folder as it is shipped: no pickle (the Trainer's ``training_args.bin``), files readable by
+    the group and others as the umask allows (safetensors writes ``model.safetensors`` with mode 600)."""
+    import os
+
+    (folder / "training_args.bin").unlink(missing_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
+def _trainer_push_arguments(args: FinetuneArguments, seed: int) -> dict:
+    """Trainer pushes of one seed's saves go to the branch seed-K (seeds would interleave on one branch)."""
+    if not args.push_to_hub or args.hub_strategy == "end":
+        return {}
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=args.hub_token)
+    api.create_repo(args.hub_model_id, private=args.hub_private_repo, exist_ok=True)
+    api.create_branch(args.hub_model_id, branch=f"seed-{seed}", exist_ok=True)
+    return {
+        "push_to_hub": True,
+        "hub_model_id": args.hub_model_id,
+        "hub_strategy": args.hub_strategy,
+        "hub_revision": f"seed-{seed}",
+        "hub_private_repo": args.hub_private_repo,
+        "hub_token": args.hub_token,
+        "hub_always_push": True,  # otherwise a save is skipped while the previous push is still uploading
+    }
+
+
+def summary_text(result: FinetuneResult) -> str:
+    """The side-by-side table a finished run prints."""
+    aggregate = result.aggregate
+    test, baseline = aggregate.get("test", {}), aggregate.get("baseline_test", {})
+    lines = [
+        "=" * 78,
+        f"{result.data['file']}: {result.data['num_featurized']} molecules, "
+        f"{result.data['split']['description']}, {len(result.per_seed)} seeds",
+        f"{'test metric':<14}{'MoleBlend':>24}{'RF on Morgan FP':>24}",
+    ]
+    for name, stats in test.items():
+        other = baseline.get(name)
+        other_text = f"{other['mean']:.3f} +- {other['std']:.3f}" if other else "-"
+        lines.append(f"{name:<14}{stats['mean']:>15.3f} +- {stats['std']:.3f}{other_text:>24}")
+    out = result.output_dir
+    lines += [
+        f"(selection on validation {result.selection_metric}; wall time {result.wall_time_s:.0f} s)",
+        f"results: {out / RESULTS_NAME}; plots: {out}/*.png; model: {out / 'model'}",
+        "=" * 78,
+    ]
+    return "\n".join(lines)
