@@ -25,6 +25,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from transformers import TrainerCallback
 from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME, SAFE_WEIGHTS_NAME
 
 from .configuration_moleblend import MoleBlendConfig
@@ -284,6 +285,41 @@ def card_info_from_folder(trained: Path, model, featurizer: MoleBlendFeaturizer 
 # ---------------------------------------------------------------------------------------------------------- push
 
 
+class SeedPushCallback(TrainerCallback):
+    """Pushes one finetuning seed's model to the branch ``seed-K`` of ``args.hub_model_id`` at every save of the
+    ``Trainer``: weights, config, featurizer, code files and a card, never the Trainer's checkpoint (its pickles
+    of the arguments, optimizer, scheduler and RNG states). The token stays in this object's memory; the
+    ``Trainer`` never sees it (it pickles its arguments into every checkpoint)."""
+
+    def __init__(self, args: HubArguments, seed: int, featurizer: MoleBlendFeaturizer):
+        self.repo_id, self.private, self.token = args.hub_model_id, args.hub_private_repo, args.hub_token
+        self.seed, self.featurizer = seed, featurizer
+        self.tasks = list(getattr(args, "label_columns", []) or [])
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="moleblend-push-") as folder:
+            model.save_pretrained(folder)
+            self.featurizer.save_pretrained(folder)
+            info = CardInfo(
+                model_name=f"{self.repo_id.split('/')[-1]}-seed-{self.seed}",
+                summary=f"A MoleBlend model being finetuned (seed {self.seed}, epoch {state.epoch:g}): a snapshot "
+                "pushed during training; the selected model is pushed to the main branch at the end.",
+                task_names=self.tasks,
+            )
+            write_model_card(folder, info)
+            push_folder_to_hub(
+                folder,
+                self.repo_id,
+                private=self.private,
+                revision=f"seed-{self.seed}",
+                token=self.token,
+                commit_message=f"seed {self.seed}: epoch {state.epoch:g}, step {state.global_step}",
+            )
+        return control
+
+
 def push_folder_to_hub(
     folder: str | Path,
     repo_id: str,
@@ -345,4 +381,5 @@ __all__ = [
     "finetune_card",
     "pretraining_card",
     "push_folder_to_hub",
+    "SeedPushCallback",
 ]

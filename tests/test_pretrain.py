@@ -117,10 +117,14 @@ def test_split_latest_checkpoint_and_corpus_formats(tmp_path):
     assert len(split_train_validation(10, 1, seed=0)[1]) == 1  # at least one molecule when asked for any
 
     assert find_latest_checkpoint(tmp_path) is None
-    for name in ("step_2", "step_10", "step_9", "epoch_0", "notes"):
+    for name, steps in (("step_2", 2), ("step_10", 10), ("step_9", 9), ("epoch_0", 20)):
         (tmp_path / name).mkdir()
+        (tmp_path / name / "trainer_state.json").write_text(json.dumps({"completed_steps": steps}))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "step_11").mkdir()  # no state file: a save that a kill cut short
+    assert find_latest_checkpoint(tmp_path).name == "epoch_0"
+    shutil.rmtree(tmp_path / "epoch_0")
     assert find_latest_checkpoint(tmp_path).name == "step_10"  # numeric, not lexicographic
-    assert find_latest_checkpoint(tmp_path, updates_per_epoch=20).name == "epoch_0"  # epoch 0 = 20 updates
     (tmp_path / "step_9" / "trainer_state.json").write_text(json.dumps({"completed_steps": 11}))
     assert find_latest_checkpoint(tmp_path).name == "step_9"  # the saved state wins over the name
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..files import publish, temporary_folder, write_json_atomic
 from ..tokenization import FEATURE_COLUMNS, STORAGE_DTYPES, FeaturizationReport, MoleBlendFeaturizer, SkippedInput
 from .tables import MoleculeTable
 
+logger = logging.getLogger(__name__)
 CACHE_LAYOUT_VERSION = "v3"  # in the folder name: a cache of another layout is never read as this one
 
 
@@ -57,57 +62,123 @@ def featurize_table(
 ):
     """Featurize every row (``errors="skip"``: bad rows are reported) into a ``datasets.Dataset``.
 
-    The input is featurized ``chunk_size`` molecules at a time. With ``cache_dir`` every chunk is written to disk
-    as a shard as soon as it is done (memory stays bounded for corpora of millions of molecules), and the whole
-    table is reused when the same input is featurized with the same settings. Returns ``(dataset, report)``; the
-    report of a cached table is the saved one.
+    The input is featurized ``chunk_size`` molecules at a time. With ``cache_dir``:
+
+    * every chunk becomes a shard on disk as soon as it is done (memory stays bounded for corpora of millions of
+      molecules), written into a temporary folder and renamed into place, with its own report;
+    * a run killed part-way (conformer generation included) leaves its finished shards, and the next run
+      continues from the first missing one;
+    * the whole table is reused when the same input is featurized with the same settings (``report.json``,
+      written last and atomically, marks it complete);
+    * runs on one cache take a file lock: a second run waits for the first and then reads what it wrote; no run
+      ever rewrites a shard another has memory-mapped.
+
+    Returns ``(dataset, report)``; the report of a cached table is the saved one.
     """
+    if cache_dir is None:
+        return _featurize(table, featurizer, None, progress, chunk_size)
+    from filelock import FileLock, Timeout
+
+    cache_path = Path(cache_dir) / f"featurized-{CACHE_LAYOUT_VERSION}-{table_cache_key(table, featurizer)}"
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(cache_path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.warning("%s: another run is featurizing into this cache; waiting for it", cache_path)
+        lock.acquire()
+    try:
+        if (cache_path / REPORT_NAME).exists():
+            report = _report_from_dict(json.loads((cache_path / REPORT_NAME).read_text()))
+            return _concatenate(_load_shards(cache_path)[0], dataset_features(table.labels is not None)), report
+        return _featurize(table, featurizer, cache_path, progress, chunk_size)
+    finally:
+        lock.release()
+
+
+REPORT_NAME = "report.json"
+SHARD_REPORT_NAME = "moleblend_report.json"
+
+
+def _featurize(table, featurizer, cache_path: Path | None, progress, chunk_size):
     from datasets import Dataset, load_from_disk
     from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 
-    key = table_cache_key(table, featurizer)
-    cache_path = Path(cache_dir) / f"featurized-{CACHE_LAYOUT_VERSION}-{key}" if cache_dir else None
-    if cache_path is not None and (cache_path / "report.json").exists():
-        report = _report_from_dict(json.loads((cache_path / "report.json").read_text()))
-        shards = sorted((cache_path / "shards").iterdir()) if (cache_path / "shards").is_dir() else []
-        parts = [load_from_disk(str(s)) for s in shards]
-        return _concatenate(parts, dataset_features(table.labels is not None)), report
-
     features_spec = dataset_features(table.labels is not None)
+    parts, reports, done = _load_shards(cache_path) if cache_path is not None else ([], [], 0)
+    if done:
+        logger.info("%s: %d shards (%d inputs) done by an earlier run, continuing", cache_path, len(reports), done)
+    molecules = table.molecules()
     bars = is_progress_bar_enabled()
     disable_progress_bars()  # "Saving the dataset" bars per shard: the featurizer's own bar is the one to show
     try:
+        remaining = molecules[done:]
         # labels were parsed with the table (a non-numeric one is an error there); they are attached by input row
-        chunks = featurizer.featurize_chunks(table.molecules(), chunk_size, progress=progress, errors="skip")
-        parts, reports = [], []
-        for number, result in enumerate(chunks):
-            reports.append(result.report)
+        chunks = (
+            featurizer.featurize_chunks(remaining, chunk_size, progress=progress, errors="skip") if remaining else []
+        )
+        for number, result in enumerate(chunks, start=len(reports)):
+            indices = [done + i for i in result.input_indices]  # rows of the whole table
+            report = _shifted(result.report, done)
+            done += report.num_inputs
             columns: dict[str, list] = {name: [] for name in FEATURE_COLUMNS}
             for features in result.features:
                 for name in FEATURE_COLUMNS:
                     value = features[name]
                     columns[name].append(np.asarray(value).ravel() if np.ndim(value) else value.item())
-            columns["row"] = list(result.input_indices)
-            columns["smiles"] = [table.smiles[i] or "" for i in result.input_indices]
+            columns["row"] = indices
+            columns["smiles"] = [table.smiles[i] or "" for i in indices]
             if table.labels is not None:
-                columns["labels"] = [table.labels[i] for i in result.input_indices]
+                columns["labels"] = [table.labels[i] for i in indices]
             part = Dataset.from_dict(columns, features=features_spec)
             result.features = []  # the arrays now live in the table
-            if len(part) == 0:
-                continue  # every molecule of the chunk was skipped (and reported)
+            reports.append(report)
             if cache_path is not None:
                 shard = cache_path / "shards" / f"{number:05d}"
-                part.save_to_disk(str(shard))
-                part = load_from_disk(str(shard))  # memory-mapped from disk from now on
-            parts.append(part)
+                temporary = temporary_folder(shard)
+                shutil.rmtree(temporary, ignore_errors=True)
+                temporary.mkdir(parents=True)
+                if len(part):
+                    part.save_to_disk(str(temporary))
+                (temporary / SHARD_REPORT_NAME).write_text(json.dumps(report.to_dict()))
+                publish(temporary, shard)
+                part = load_from_disk(str(shard)) if len(part) else part  # memory-mapped from disk from now on
+            if len(part):
+                parts.append(part)
     finally:
         if bars:
             enable_progress_bars()
     report = merge_reports(reports)
     if cache_path is not None:
-        cache_path.mkdir(parents=True, exist_ok=True)
-        (cache_path / "report.json").write_text(json.dumps(report.to_dict()))  # written last: marks completion
+        write_json_atomic(cache_path / REPORT_NAME, report.to_dict())  # written last: marks completion
     return _concatenate(parts, features_spec), report
+
+
+def _load_shards(cache_path: Path) -> tuple[list, list[FeaturizationReport], int]:
+    """The complete shards of a cache, in order: (datasets, reports, inputs covered). A shard is complete when
+    its report is there (it is written last, and the folder renamed into place)."""
+    from datasets import load_from_disk
+
+    parts, reports, done = [], [], 0
+    folder = cache_path / "shards"
+    numbered = sorted(p for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+    for number, shard in enumerate(numbered):
+        if shard.name != f"{number:05d}" or not (shard / SHARD_REPORT_NAME).is_file():
+            break  # a gap: everything from here on is redone
+        report = _report_from_dict(json.loads((shard / SHARD_REPORT_NAME).read_text()))
+        if (shard / "dataset_info.json").is_file():
+            parts.append(load_from_disk(str(shard)))
+        reports.append(report)
+        done += report.num_inputs
+    return parts, reports, done
+
+
+def _shifted(report: FeaturizationReport, offset: int) -> FeaturizationReport:
+    """``report`` with input indices counted from the start of the whole table."""
+    shifted = FeaturizationReport(num_inputs=report.num_inputs, seconds=report.seconds)
+    for bucket in ("skipped", "without_3d", "notes"):
+        getattr(shifted, bucket).extend(replace(item, index=item.index + offset) for item in getattr(report, bucket))
+    return shifted
 
 
 def _concatenate(parts: list, features):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..data import InputError
+from ..files import write_json_atomic
 from ..inference import load_featurizer
 from ..tokenization import MoleBlendFeaturizer
 from ..tokenization.conformers_moleblend import default_num_workers
@@ -58,10 +59,8 @@ class SavedResult:
     RESULTS_NAME = "results.json"
 
     def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / self.RESULTS_NAME
         data = {k: v for k, v in asdict(self).items() if k != "output_dir"}
-        path.write_text(json.dumps(jsonable(data), indent=2))
-        return path
+        return write_json_atomic(Path(folder) / self.RESULTS_NAME, jsonable(data))
 
     @classmethod
     def load(cls, folder: str | Path):

@@ -22,7 +22,8 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,17 @@ from ..evaluation.baselines import random_forest_baseline
 from ..evaluation.metrics import aggregate_seeds, classification_metrics, regression_metrics
 from ..evaluation.plots import plot_learning_curve, plot_parity, plot_roc
 from ..evaluation.predictions import prediction_columns, write_table
+from ..files import write_json_atomic
 from ..inference import predict_properties, resolve_model_paths, to_probabilities
 from ..modeling_moleblend import MoleBlendForPropertyPrediction
 from ..tokenization import CONFORMER_POLICIES, FEATURE_COLUMNS, MoleBlendCollator
+from .checkpoints import checkpoint_problem
 from .common import (
     HubArguments,
     SavedResult,
     build_featurizer,
     hardware_description,
+    jsonable,
     option,
     parse_config_overrides,
     required_option,
@@ -109,12 +113,16 @@ class FinetuneArguments(HubArguments):
     dropout: float | None = option(None, "attention and classifier dropout (default: the config's)", "training")
     baseline_estimators: int = option(500, "random-forest trees of the baseline (0 = no baseline)", "training")
     output_dir: Path = required_option("where results, plots and models go", "output")
-    overwrite_output_dir: bool = option(False, "write into a non-empty OUTPUT_DIR", "output")
+    overwrite_output_dir: bool = option(False, "start again in a non-empty OUTPUT_DIR", "output")
+    resume: bool = option(
+        False, "continue a killed run in OUTPUT_DIR: finished seeds are kept, the running one restarts from its last "
+        "checkpoint (the same settings are required)", "output",
+    )  # fmt: skip
     quiet: bool = option(False, "no progress bars or per-epoch logs", "output")
     hub_strategy: str = option(
-        "end", "end: push the selected model only. Otherwise the Trainer also pushes each seed's saves (weights, "
-        "config, featurizer, code, card) to the branch seed-K", "hub",
-        choices=("end", "every_save", "checkpoint", "all_checkpoints"),
+        "end", "end: push the selected model at the end. every_save (checkpoint, all_checkpoints: the same): also push "
+        "each seed's model at every save to the branch seed-K: weights, config, featurizer, code and card only, "
+        "never the Trainer's pickles", "hub", choices=("end", "every_save", "checkpoint", "all_checkpoints"),
     )  # fmt: skip
 
     def check(self) -> None:
@@ -249,15 +257,50 @@ def headline(metrics: dict) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "n_tasks_scored"}
 
 
-def finetune(args: FinetuneArguments) -> FinetuneResult:
+@dataclass
+class FinetuneData:
+    """The featurized data of a run, split: what every seed trains and is scored on."""
+
+    table: object  # MoleculeTable
+    dataset: object  # the featurized datasets.Dataset (one row per featurized molecule)
+    report: object  # FeaturizationReport
+    problem_type: str
+    label_names: list[str]
+    rows: np.ndarray  # input row of each dataset row
+    split: dict[str, list[int]]  # dataset indices per split
+    split_description: str
+    tables: dict  # split -> model-ready datasets table
+    labels: dict  # split -> [n, tasks] float32
+    smiles: dict  # split -> SMILES
+
+    @property
+    def selection_metric(self) -> str:
+        return "roc_auc" if self.problem_type == CLASSIFICATION else "rmse"
+
+    @property
+    def greater_is_better(self) -> bool:
+        return self.problem_type == CLASSIFICATION
+
+
+SEED_RESULT_NAME = "seed_result.json"
+RUN_SETTINGS_NAME = "run_settings.json"
+# arguments that may differ between a run and its --resume (they change nothing that was computed)
+RESUME_FREE_ARGUMENTS = {"resume", "quiet", "overwrite_output_dir", "hub_token", "num_workers", "data_cache_dir"}
+
+
+def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResult:
     """Run the protocol of the module docstring; returns (and saves) the ``FinetuneResult``.
 
+    With ``args.resume``, a run killed part-way continues: seeds that finished are kept (their results, test
+    predictions and models), the seed that was running restarts from its last complete Trainer checkpoint, and
+    the final results equal those of an uninterrupted run. ``callbacks`` are extra ``TrainerCallback`` objects
+    given to every seed's ``Trainer``.
+
     Raises:
-        InputError: bad arguments or data (no such file or column, too few molecules, an empty split).
+        InputError: bad arguments or data (no such file or column, too few molecules, an empty split, a resume
+            with other settings).
     """
     from accelerate import PartialState
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
-    from transformers.trainer_callback import PrinterCallback
 
     args.check()
     set_quiet(args.quiet)
@@ -265,8 +308,8 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
     out = Path(args.output_dir)
     # under `accelerate launch` every process runs this: the main one prepares data and writes outputs
     state = PartialState(cpu=not torch.cuda.is_available())  # as the Trainer will ask (use_cpu), or no DDP on CPU
-    if out.exists() and any(out.iterdir()) and not args.overwrite_output_dir:
-        raise InputError(f"{out} exists and is not empty: pass --overwrite_output_dir or choose another folder")
+    settings = {k: v for k, v in jsonable(asdict(args)).items() if k not in RESUME_FREE_ARGUMENTS}
+    _check_output_dir(out, args, settings)
 
     # ---- data: read (inputs checked before any model is loaded), featurize once (cached), split
     table = read_molecule_table(
@@ -285,189 +328,53 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
     state.wait_for_everyone()  # every process has checked before the main one writes
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-    cache_dir = args.data_cache_dir or (out / "featurized")
-    with state.main_process_first():  # the main process featurizes and caches, the others read the cache
-        dataset, report = featurize_table(
-            table, featurizer, cache_dir=cache_dir, progress=False if args.quiet else None
-        )
-    if state.is_main_process:
-        (out / "featurization_report.json").write_text(json.dumps(report.to_dict(), indent=2))
-    logger.info("featurization: %s", report.summary(max_listed=10))
-    if len(dataset) < MIN_MOLECULES:
-        raise InputError(
-            f"{args.train_file}: {len(dataset)} of {len(table)} rows could be featurized, and at least "
-            f"{MIN_MOLECULES} molecules are needed for a train/validation/test split"
-            + (f"; the reasons are in {out / 'featurization_report.json'}" if report.skipped else "")
-        )
-
-    if args.problem_type == "auto":
-        problem_type = infer_problem_type(table.labels)
-    else:
-        problem_type = CLASSIFICATION if args.problem_type == "classification" else "regression"
-    label_names = table.label_names
-    rows = np.asarray(dataset["row"])
-    smiles = dataset["smiles"]
-    column_values = [table.split_values[r] for r in rows] if args.split == "column" else None
-    split = make_split(
-        args.split, smiles, args.split_seed, column_values, tuple(args.split_fractions), args.scaffold_ties
-    )
-    split_description = {
-        "scaffold": "Bemis-Murcko scaffold split {:g}:{:g}:{:g}, deterministic (largest scaffold sets to train, "
-        + f"{args.scaffold_ties} order of equal-size sets)",
-        "random": "random split {:g}:{:g}:{:g}, seed " + str(args.split_seed),
-        "column": "user-given split column",
-    }[args.split].format(*[10 * f for f in args.split_fractions])
-    if state.is_main_process:
-        (out / "splits.json").write_text(
-            json.dumps({name: rows[idx].tolist() for name, idx in split.items()} | {"description": split_description})
-        )
-    sizes = {name: len(idx) for name, idx in split.items()}
-    logger.info("split: %s %s; problem type %s; tasks %s", split_description, sizes, problem_type, label_names)
-    if sizes.get("test", 0) == 0 or sizes["validation"] == 0:
-        raise InputError(f"{args.train_file}: the split left an empty validation or test set: {sizes}")
-
-    model_columns = [*FEATURE_COLUMNS, "labels"]
-    tables = {
-        name: dataset.select(idx, keep_in_memory=True).select_columns(model_columns).with_format("numpy")
-        for name, idx in split.items()
-    }
-    labels = {
-        name: np.asarray(dataset.select(idx, keep_in_memory=True)["labels"], dtype=np.float32)
-        for name, idx in split.items()
-    }
-    for t, task in enumerate(label_names):
-        if np.isnan(labels["train"][:, t]).all():
-            raise InputError(f"{args.train_file}: task {task!r} has no labelled training row (every value missing)")
-    smiles_by_split = {name: [smiles[i] for i in idx] for name, idx in split.items()}
-    selection_metric = "roc_auc" if problem_type == CLASSIFICATION else "rmse"
-    greater_is_better = problem_type == CLASSIFICATION
+        (out / RUN_SETTINGS_NAME).write_text(json.dumps(settings, indent=2))
+    data = prepare_data(args, table, featurizer, state, out)
 
     # ---- one model per seed; selection on validation only
     per_seed, histories, test_outputs = [], {}, {}
     model = None
     for seed in args.seeds:
-        set_seed(seed)
-        seed_dir = out / "seeds" / f"seed_{seed}"
-        seed_config = task_config(args, config, problem_type, label_names, labels["train"], table.label_maps)
-        if start:
-            model = MoleBlendForPropertyPrediction.from_pretrained(
-                start, config=seed_config, revision=args.revision, ignore_mismatched_sizes=True
-            )
-            if config.num_labels != seed_config.num_labels and seed == args.seeds[0]:
-                logger.warning(
-                    "%s predicts %d task(s), this data has %d: the property head is re-initialised",
-                    start, config.num_labels, seed_config.num_labels,
-                )  # fmt: skip
-        else:
-            model = MoleBlendForPropertyPrediction(seed_config)
-        training_args = TrainingArguments(
-            output_dir=str(seed_dir / "checkpoints"),
-            num_train_epochs=args.num_train_epochs,
-            learning_rate=args.learning_rate,
-            per_device_train_batch_size=args.per_device_train_batch_size,
-            per_device_eval_batch_size=args.per_device_eval_batch_size,
-            warmup_steps=args.warmup_ratio,  # a float < 1 is a fraction of the steps in transformers 5
-            weight_decay=args.weight_decay,
-            lr_scheduler_type="linear",
-            eval_strategy="epoch",
-            save_strategy="epoch",
-            logging_strategy="epoch",
-            save_total_limit=1,
-            load_best_model_at_end=True,
-            metric_for_best_model=selection_metric,
-            greater_is_better=greater_is_better,
-            remove_unused_columns=False,
-            label_names=["labels"],
-            train_sampling_strategy="group_by_length",
-            length_column_name="num_atoms",
-            seed=seed,
-            data_seed=seed,
-            report_to="none",
-            save_only_model=True,
-            disable_tqdm=args.quiet,
-            use_cpu=not torch.cuda.is_available(),
-            **_trainer_push_arguments(args, seed),
-        )
-        callbacks = [EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []
-        trainer = Trainer(
-            model=model,
-            args=training_args,
-            train_dataset=tables["train"],
-            eval_dataset=tables["validation"],
-            data_collator=MoleBlendCollator(pad_to_multiple_of=8),
-            compute_metrics=metric_fn(problem_type, label_names),
-            processing_class=featurizer,
-            callbacks=callbacks,
-        )
-        if args.quiet:
-            trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dictionary
-        if training_args.push_to_hub:
-            from transformers.dynamic_module_utils import custom_object_save
-
-            # the pushed folder's config.json names the code files in its auto_map: put them there from the start
-            custom_object_save(model, training_args.output_dir, config=model.config)
-        trainer.train()
-        histories[seed] = trainer.state.log_history
-        epoch = best_epoch(trainer.state.log_history, selection_metric, greater_is_better)
-        # in row order (the Trainer's length-grouped eval sampler shuffles); logits, at the best epoch
-        outputs = {
-            name: predict_properties([trainer.model], list(tables[name]), args.per_device_eval_batch_size, False)[0]
-            for name in ("validation", "test")
-        }
-        test_outputs[seed] = outputs["test"]
-        result = {
-            "seed": seed,
-            "best_epoch": epoch,
-            "validation": split_metrics(problem_type, labels["validation"], outputs["validation"], label_names),
-            "test": split_metrics(problem_type, labels["test"], outputs["test"], label_names),
-        }
-        trainer.save_model(str(seed_dir / "model"))  # the best-validation epoch (load_best_model_at_end)
-        if not state.is_main_process:
-            continue  # the rest (baseline, files) is the main process's
-        _make_shippable(seed_dir / "model")
-        shutil.rmtree(seed_dir / "checkpoints", ignore_errors=True)
-        if args.baseline_estimators > 0:
-            baseline = random_forest_baseline(
-                smiles_by_split["train"],
-                labels["train"],
-                {"validation": smiles_by_split["validation"], "test": smiles_by_split["test"]},
-                problem_type,
-                seed=seed,
-                n_estimators=args.baseline_estimators,
-                n_jobs=-1,
-            )
-            result["baseline_test"] = split_metrics(problem_type, labels["test"], baseline["test"], label_names)
-            result["baseline_validation"] = split_metrics(
-                problem_type, labels["validation"], baseline["validation"], label_names
-            )
+        result, history, test_output, model = train_seed(args, seed, data, config, start, featurizer, state, out,
+                                                         callbacks)  # fmt: skip
+        if result is None:
+            continue  # not the main process: the main one scores and writes
+        histories[seed], test_outputs[seed] = history, test_output
         per_seed.append(result)
         logger.info(
             "seed %d: best epoch %s, validation %s, test %s",
-            seed, epoch, headline(result["validation"]), headline(result["test"]),
+            seed, result["best_epoch"], headline(result["validation"]), headline(result["test"]),
         )  # fmt: skip
 
     # ---- aggregate, pick the model to ship (best validation), write everything
-    best_seed = best_seed_of(per_seed, selection_metric, greater_is_better) if per_seed else args.seeds[0]
+    metric = data.selection_metric
+    best_seed = best_seed_of(per_seed, metric, data.greater_is_better) if per_seed else args.seeds[0]
+    num_parameters = sum(p.numel() for p in model.parameters())
     result = FinetuneResult(
         data={
             "file": str(args.train_file),
-            "tasks": label_names,
-            "problem_type": problem_type,
+            "tasks": data.label_names,
+            "problem_type": data.problem_type,
             "label_values": table.label_maps,
             "num_rows": len(table),
-            "num_featurized": len(dataset),
-            "num_skipped": len(report.skipped),
-            "split": {"kind": args.split, "description": split_description, "sizes": sizes, "file": "splits.json"},
+            "num_featurized": len(data.dataset),
+            "num_skipped": len(data.report.skipped),
+            "split": {
+                "kind": args.split,
+                "description": data.split_description,
+                "sizes": {name: len(idx) for name, idx in data.split.items()},
+                "file": "splits.json",
+            },
         },
         protocol=(
-            f"one model per seed; the epoch with the best validation {selection_metric} is kept "
+            f"one model per seed; the epoch with the best validation {metric} is kept "
             "(load_best_model_at_end) and evaluated once on test; the test split is never used for selection; "
-            f"the shipped model/ is the seed with the best validation {selection_metric} (seed {best_seed})"
+            f"the shipped model/ is the seed with the best validation {metric} (seed {best_seed})"
         ),
         model={
             "start": args.model_name_or_path or f"scratch ({args.config_name} preset)",
             "input_modality": modality,
-            "num_parameters": sum(p.numel() for p in model.parameters()),
+            "num_parameters": num_parameters,
         },
         training={
             "epochs": args.num_train_epochs,
@@ -494,40 +401,295 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
             "Hidden size": model.config.hidden_size,
             "Attention heads": model.config.num_attention_heads,
             "Input modality": model.config.input_modality,
-            "Parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+            "Parameters": f"{num_parameters / 1e6:.2f} M",
         },
         output_dir=out,
     )
+    if state.is_main_process:
+        write_outputs(args, result, data, histories, test_outputs)
+    return result
+
+
+def _check_output_dir(out: Path, args: FinetuneArguments, settings: dict) -> None:
+    if not (out.exists() and any(out.iterdir())):
+        return
+    if args.resume:
+        saved = out / RUN_SETTINGS_NAME
+        if not saved.is_file():
+            raise InputError(f"--resume: {out} holds no run ({RUN_SETTINGS_NAME} is missing)")
+        before = json.loads(saved.read_text())
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            raise InputError(f"--resume: {out} was run with other settings ({', '.join(changed)}); rerun without "
+                             "--resume (and --overwrite_output_dir) or with the same settings")  # fmt: skip
+    elif not args.overwrite_output_dir:
+        raise InputError(
+            f"{out} exists and is not empty: pass --resume to continue that run, --overwrite_output_dir to start "
+            "again, or choose another folder"
+        )
+
+
+def prepare_data(args: FinetuneArguments, table, featurizer, state, out: Path) -> FinetuneData:
+    """Featurize (cached), check the labels, split (written to ``splits.json``) and build each split's table."""
+    cache_dir = args.data_cache_dir or (out / "featurized")
+    with state.main_process_first():  # the main process featurizes and caches, the others read the cache
+        dataset, report = featurize_table(
+            table, featurizer, cache_dir=cache_dir, progress=False if args.quiet else None
+        )
+    if state.is_main_process:
+        (out / "featurization_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    logger.info("featurization: %s", report.summary(max_listed=10))
+    if len(dataset) < MIN_MOLECULES:
+        raise InputError(
+            f"{args.train_file}: {len(dataset)} of {len(table)} rows could be featurized, and at least "
+            f"{MIN_MOLECULES} molecules are needed for a train/validation/test split"
+            + (f"; the reasons are in {out / 'featurization_report.json'}" if report.skipped else "")
+        )
+    if args.problem_type == "auto":
+        problem_type = infer_problem_type(table.labels)
+    else:
+        problem_type = CLASSIFICATION if args.problem_type == "classification" else "regression"
+    rows = np.asarray(dataset["row"])
+    smiles = dataset["smiles"]
+    column_values = [table.split_values[r] for r in rows] if args.split == "column" else None
+    split = make_split(
+        args.split, smiles, args.split_seed, column_values, tuple(args.split_fractions), args.scaffold_ties
+    )
+    description = {
+        "scaffold": "Bemis-Murcko scaffold split {:g}:{:g}:{:g}, deterministic (largest scaffold sets to train, "
+        + f"{args.scaffold_ties} order of equal-size sets)",
+        "random": "random split {:g}:{:g}:{:g}, seed " + str(args.split_seed),
+        "column": "user-given split column",
+    }[args.split].format(*[10 * f for f in args.split_fractions])
+    if state.is_main_process:
+        (out / "splits.json").write_text(
+            json.dumps({name: rows[idx].tolist() for name, idx in split.items()} | {"description": description})
+        )
+    sizes = {name: len(idx) for name, idx in split.items()}
+    logger.info("split: %s %s; problem type %s; tasks %s", description, sizes, problem_type, table.label_names)
+    if sizes.get("test", 0) == 0 or sizes["validation"] == 0:
+        raise InputError(
+            f"{args.train_file}: the split left an empty validation or test set ({sizes}): use more molecules, "
+            "--split random, or other --split_fractions"
+        )
+    labels = {
+        name: np.asarray(dataset.select(idx, keep_in_memory=True)["labels"], dtype=np.float32)
+        for name, idx in split.items()
+    }
+    _check_labels(args, table.label_names, labels, problem_type)
+    model_columns = [*FEATURE_COLUMNS, "labels"]
+    return FinetuneData(
+        table=table,
+        dataset=dataset,
+        report=report,
+        problem_type=problem_type,
+        label_names=table.label_names,
+        rows=rows,
+        split=split,
+        split_description=description,
+        tables={
+            name: dataset.select(idx, keep_in_memory=True).select_columns(model_columns).with_format("numpy")
+            for name, idx in split.items()
+        },
+        labels=labels,
+        smiles={name: [smiles[i] for i in idx] for name, idx in split.items()},
+    )
+
+
+def _check_labels(args: FinetuneArguments, tasks: list[str], labels: dict, problem_type: str) -> None:
+    """Tasks that cannot be trained fail fast, naming the file and the fix."""
+    for t, task in enumerate(tasks):
+        train = labels["train"][:, t]
+        if np.isnan(train).all():
+            raise InputError(
+                f"{args.train_file}: task {task!r} has no labelled training row (every value is missing): check the "
+                "column, or leave it out of --label_columns"
+            )
+        if problem_type == CLASSIFICATION:
+            every = np.concatenate([part[:, t] for part in labels.values()])
+            classes = np.unique(every[~np.isnan(every)])
+            if len(classes) < 2:
+                raise InputError(
+                    f"{args.train_file}: task {task!r} holds one class only ({classes.tolist()}): a classifier needs "
+                    "both 0 and 1 (or pass --problem_type regression)"
+                )
+            for part in ("validation", "test"):
+                values = labels[part][:, t]
+                if len(np.unique(values[~np.isnan(values)])) < 2:
+                    logger.warning(
+                        "task %r has one class only in the %s split: its ROC-AUC there is undefined (try --split "
+                        "random or another --split_seed)", task, part,
+                    )  # fmt: skip
+
+
+def train_seed(args, seed: int, data: FinetuneData, config, start, featurizer, state, out: Path, callbacks=()):
+    """Train, select and score one seed's model; returns ``(result, history, test outputs, model)`` (on processes
+    other than the main one: ``(None, None, None, model)``). A finished seed of an interrupted run is loaded, not
+    retrained."""
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    seed_dir = out / "seeds" / f"seed_{seed}"
+    if args.resume and (seed_dir / SEED_RESULT_NAME).is_file():
+        saved = json.loads((seed_dir / SEED_RESULT_NAME).read_text())
+        logger.info("seed %d: finished before the interruption, kept", seed)
+        model = MoleBlendForPropertyPrediction.from_pretrained(seed_dir / "model")
+        return saved["result"], saved["history"], np.load(seed_dir / "test_outputs.npy"), model
+    checkpoint = latest_trainer_checkpoint(seed_dir / "checkpoints") if args.resume else None
+    if checkpoint is None and state.is_main_process:
+        shutil.rmtree(seed_dir, ignore_errors=True)  # a fresh seed never mixes with an older run's files
+    state.wait_for_everyone()
+    set_seed(seed)
+    seed_config = task_config(args, config, data.problem_type, data.label_names, data.labels["train"],
+                              data.table.label_maps)  # fmt: skip
+    if start:
+        model = MoleBlendForPropertyPrediction.from_pretrained(
+            start, config=seed_config, revision=args.revision, ignore_mismatched_sizes=True
+        )
+        if config.num_labels != seed_config.num_labels and seed == args.seeds[0]:
+            logger.warning(
+                "%s predicts %d task(s), this data has %d: the property head is re-initialised",
+                start, config.num_labels, seed_config.num_labels,
+            )  # fmt: skip
+    else:
+        model = MoleBlendForPropertyPrediction(seed_config)
+    training_args = TrainingArguments(
+        output_dir=str(seed_dir / "checkpoints"),
+        num_train_epochs=args.num_train_epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        warmup_steps=args.warmup_ratio,  # a float < 1 is a fraction of the steps in transformers 5
+        weight_decay=args.weight_decay,
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=data.selection_metric,
+        greater_is_better=data.greater_is_better,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        train_sampling_strategy="group_by_length",
+        length_column_name="num_atoms",
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        # full checkpoints (optimizer, scheduler, RNG), so that --resume continues exactly; they stay local and are
+        # deleted when the seed is done; the token is never given to the Trainer (its arguments are pickled)
+        save_only_model=False,
+        disable_tqdm=args.quiet,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer_callbacks = [EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []
+    if args.push_to_hub and args.hub_strategy != "end" and state.is_main_process:
+        from ..hub import SeedPushCallback
+
+        trainer_callbacks.append(SeedPushCallback(args, seed, featurizer))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.tables["train"],
+        eval_dataset=data.tables["validation"],
+        data_collator=MoleBlendCollator(pad_to_multiple_of=8),
+        compute_metrics=metric_fn(data.problem_type, data.label_names),
+        processing_class=featurizer,
+        callbacks=[*trainer_callbacks, *callbacks],
+    )
+    if args.quiet:
+        trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dictionary
+    if checkpoint is not None:
+        logger.info("seed %d: resuming from %s", seed, checkpoint)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    history = trainer.state.log_history
+    epoch = best_epoch(history, data.selection_metric, data.greater_is_better)
+    # in row order (the Trainer's length-grouped eval sampler shuffles); logits, at the best epoch
+    outputs = {
+        name: predict_properties([trainer.model], list(data.tables[name]), args.per_device_eval_batch_size, False)[0]
+        for name in ("validation", "test")
+    }
+    result = {
+        "seed": seed,
+        "best_epoch": epoch,
+        "validation": split_metrics(
+            data.problem_type, data.labels["validation"], outputs["validation"], data.label_names
+        ),  # fmt: skip
+        "test": split_metrics(data.problem_type, data.labels["test"], outputs["test"], data.label_names),
+    }
+    trainer.save_model(str(seed_dir / "model"))  # the best-validation epoch (load_best_model_at_end)
     if not state.is_main_process:
-        return result
-    shutil.copytree(out / "seeds" / f"seed_{best_seed}" / "model", out / "model", dirs_exist_ok=True)
+        return None, None, None, trainer.model
+    _make_shippable(seed_dir / "model")
+    if args.baseline_estimators > 0:
+        baseline = random_forest_baseline(
+            data.smiles["train"],
+            data.labels["train"],
+            {"validation": data.smiles["validation"], "test": data.smiles["test"]},
+            data.problem_type,
+            seed=seed,
+            n_estimators=args.baseline_estimators,
+            n_jobs=-1,
+        )
+        for part in ("validation", "test"):
+            result[f"baseline_{part}"] = split_metrics(data.problem_type, data.labels[part], baseline[part],
+                                                       data.label_names)  # fmt: skip
+    np.save(seed_dir / "test_outputs.npy", outputs["test"])
+    write_json_atomic(seed_dir / SEED_RESULT_NAME, {"result": jsonable(result), "history": jsonable(history)})
+    shutil.rmtree(seed_dir / "checkpoints", ignore_errors=True)  # only once the seed's result is safe on disk
+    return result, history, outputs["test"], trainer.model
+
+
+def latest_trainer_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` of a Trainer output folder (a folder that a kill cut short, one
+    without ``trainer_state.json`` or with unreadable weights, is skipped with a warning)."""
+    if not folder.is_dir():
+        return None
+    candidates = sorted(
+        (f for f in folder.iterdir() if f.is_dir() and f.name.startswith("checkpoint-")),
+        key=lambda f: int(f.name.split("-")[-1]) if f.name.split("-")[-1].isdigit() else -1,
+        reverse=True,
+    )
+    for candidate in candidates:
+        problem = checkpoint_problem(candidate, state_file="trainer_state.json")
+        if problem is None:
+            return candidate
+        logger.warning("skipping the checkpoint %s: %s", candidate, problem)
+    return None
+
+
+def write_outputs(args: FinetuneArguments, result: FinetuneResult, data: FinetuneData, histories, test_outputs):
+    """Everything a finished run leaves in OUTPUT_DIR besides the seeds: ``model/``, results, predictions, plots,
+    the card, and the push."""
+    out = result.output_dir
+    problem_type, label_names = data.problem_type, data.label_names
+    shutil.copytree(out / "seeds" / f"seed_{result.best_seed}" / "model", out / "model", dirs_exist_ok=True)
     result.save(out)
     members = [f"seed{s}" for s in args.seeds]
-    test_rows = rows[split["test"]]
-    columns = {"row": list(test_rows), "smiles": smiles_by_split["test"]}
-    columns.update({task: list(labels["test"][:, t]) for t, task in enumerate(label_names)})
+    columns = {"row": list(data.rows[data.split["test"]]), "smiles": data.smiles["test"]}
+    columns.update({task: list(data.labels["test"][:, t]) for t, task in enumerate(label_names)})
     stacked = np.stack([test_outputs[s] for s in args.seeds])
     probabilities = to_probabilities(torch.from_numpy(stacked), problem_type).numpy()
     write_table(
         out / "predictions_test.csv", prediction_columns(columns, probabilities, label_names, problem_type, members)
     )
     plot_learning_curve(
-        histories, out / "learning_curve.png", selection_metric, title=f"MoleBlend on {Path(args.train_file).name}"
+        histories, out / "learning_curve.png", data.selection_metric, title=f"MoleBlend on {Path(args.train_file).name}"
     )
     mean_test = probabilities.mean(axis=0)
     if problem_type == CLASSIFICATION:
-        plot_roc(labels["test"], mean_test, out / "roc.png", label_names, title="Test ROC (mean of seeds)")
+        plot_roc(data.labels["test"], mean_test, out / "roc.png", label_names, title="Test ROC (mean of seeds)")
     else:
-        plot_parity(labels["test"], mean_test, out / "parity.png", label_names, title="Test parity (mean of seeds)")
+        plot_parity(
+            data.labels["test"], mean_test, out / "parity.png", label_names, title="Test parity (mean of seeds)"
+        )
     from ..hub import export_and_push, finetune_card
     from ..hub_card import write_model_card
 
     write_model_card(out / "model", finetune_card(result))
     if args.push_to_hub:
-        # the Trainer's own push is off: seeds would interleave in one repo and its checkpoints carry pickles
         info = export_and_push(args, out / "model", out / "hub", f"MoleBlend finetuned on {Path(args.train_file).name}")
         logger.warning("pushed to %s: %s", args.hub_model_id, info.commit_url)
-    return result
 
 
 def _make_shippable(folder: Path) -> None:
@@ -541,26 +703,6 @@ def _make_shippable(folder: Path) -> None:
     for path in folder.iterdir():
         if path.is_file():
             path.chmod(0o666 & ~umask)
-
-
-def _trainer_push_arguments(args: FinetuneArguments, seed: int) -> dict:
-    """Trainer pushes of one seed's saves go to the branch seed-K (seeds would interleave on one branch)."""
-    if not args.push_to_hub or args.hub_strategy == "end":
-        return {}
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=args.hub_token)
-    api.create_repo(args.hub_model_id, private=args.hub_private_repo, exist_ok=True)
-    api.create_branch(args.hub_model_id, branch=f"seed-{seed}", exist_ok=True)
-    return {
-        "push_to_hub": True,
-        "hub_model_id": args.hub_model_id,
-        "hub_strategy": args.hub_strategy,
-        "hub_revision": f"seed-{seed}",
-        "hub_private_repo": args.hub_private_repo,
-        "hub_token": args.hub_token,
-        "hub_always_push": True,  # otherwise a save is skipped while the previous push is still uploading
-    }
 
 
 def summary_text(result: FinetuneResult) -> str:

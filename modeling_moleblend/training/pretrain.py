@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +40,18 @@ from ..configuration_moleblend import MOLEBLEND_PRESETS, MoleBlendConfig
 from ..data import InputError, LengthBucketedBatchSampler, featurize_table, padding_counts, read_molecule_table
 from ..data.samplers import split_train_validation
 from ..evaluation.plots import plot_pretraining_curves
+from ..files import publish, temporary_folder
 from ..modeling_moleblend import MoleBlendForPretraining
 from ..tokenization import CONFORMER_POLICIES, FEATURE_COLUMNS, MoleBlendCollator, MoleBlendFeaturizer
 from .checkpoints import (
     TRAINER_STATE_NAME,
+    append_jsonl,
     checkpoint_completed_steps,
-    find_latest_checkpoint,
+    checkpoint_problem,
+    complete_checkpoints,
     prune_checkpoints,
     read_jsonl,
+    write_jsonl,
 )
 from .common import (
     HubArguments,
@@ -168,18 +173,34 @@ def build_model(args) -> MoleBlendForPretraining:
     return MoleBlendForPretraining(MoleBlendConfig.from_preset(args.config_name, **overrides))
 
 
-def resolve_checkpoint(args, updates_per_epoch: int) -> Path | None:
+def checkpoint_candidates(args, updates_per_epoch: int) -> list[Path]:
+    """The checkpoints to try, in order: the named folder, or with ``latest`` every complete one, newest first."""
     if not args.resume_from_checkpoint:
-        return None
+        return []
     if args.resume_from_checkpoint == "latest":
-        latest = find_latest_checkpoint(args.output_dir, updates_per_epoch)
-        if latest is None:
+        complete = complete_checkpoints(args.output_dir, updates_per_epoch)
+        if not complete:
             logger.info(f"--resume_from_checkpoint latest: no checkpoint in {args.output_dir}, starting fresh")
-        return latest
+        return complete
     path = Path(args.resume_from_checkpoint)
     if not path.is_dir():
         raise InputError(f"--resume_from_checkpoint: {path} is not a folder")
-    return path
+    if (problem := checkpoint_problem(path)) is not None:
+        raise InputError(f"--resume_from_checkpoint: {path} is not a complete checkpoint: {problem}")
+    return [path]
+
+
+def load_checkpoint(accelerator, candidates: list[Path], named: bool) -> Path | None:
+    """Load the first candidate that loads; one that fails is skipped with a warning (a named one is an error)."""
+    for candidate in candidates:
+        try:
+            accelerator.load_state(str(candidate))
+            return candidate
+        except Exception as error:  # a corrupt file that passed the completeness check
+            if named:
+                raise InputError(f"--resume_from_checkpoint: {candidate} does not load: {error}") from error
+            logger.warning("skipping the checkpoint %s: it does not load (%s)", candidate, error)
+    return None
 
 
 @contextlib.contextmanager
@@ -370,9 +391,11 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 
     # ---- resume: weights, optimizer, schedule and RNG states from the checkpoint; skip the batches done
     completed_steps, starting_epoch, skip_batches = 0, 0, 0
-    checkpoint = resolve_checkpoint(args, updates_per_epoch)
+    candidates = checkpoint_candidates(args, updates_per_epoch)
+    checkpoint = load_checkpoint(accelerator, candidates, named=args.resume_from_checkpoint != "latest")
+    if candidates and checkpoint is None:
+        logger.warning("no checkpoint in %s loads: starting fresh", args.output_dir)
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
         completed_steps = checkpoint_completed_steps(checkpoint, updates_per_epoch)
         if completed_steps is None:
             raise InputError(f"{checkpoint}: cannot tell how many updates it holds (no {TRAINER_STATE_NAME})")
@@ -382,13 +405,12 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 
     log_path = out / LOG_NAME
     if accelerator.is_main_process:  # a resumed run keeps the history up to its checkpoint, a fresh one none
-        kept = [e for e in read_jsonl(log_path) if e["step"] <= completed_steps] if checkpoint else []
-        log_path.write_text("".join(json.dumps(e) + "\n" for e in kept))
+        kept = [e for e in read_jsonl(log_path) if e.get("step", math.inf) <= completed_steps] if checkpoint else []
+        write_jsonl(log_path, kept)
 
     def record(entry: dict) -> None:
         if accelerator.is_main_process:
-            with open(log_path, "a") as handle:
-                handle.write(json.dumps(entry) + "\n")
+            append_jsonl(log_path, entry)
         if args.with_tracking and log_with:
             accelerator.log({k: v for k, v in entry.items() if k != "step"}, step=entry["step"])
 
@@ -401,11 +423,18 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         return result
 
     def save_checkpoint(name: str) -> None:
-        folder = out / name
-        accelerator.save_state(str(folder))  # weights, optimizer, scheduler, RNG states of every process
+        """Every process writes into one temporary folder; the main one adds the state file (the completeness
+        marker) and renames the folder into place: a kill leaves no half-written ``step_N``."""
+        folder, temporary = out / name, temporary_folder(out / name)
+        if accelerator.is_main_process:
+            shutil.rmtree(temporary, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(temporary))  # weights, optimizer, scheduler, RNG states of every process
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             state = {"completed_steps": completed_steps, "epoch": epoch, "max_train_steps": args.max_train_steps}
-            (folder / TRAINER_STATE_NAME).write_text(json.dumps(state))
+            (temporary / TRAINER_STATE_NAME).write_text(json.dumps(state))
+            publish(temporary, folder)
             prune_checkpoints(out, args.save_total_limit, updates_per_epoch)
         accelerator.wait_for_everyone()
 
