@@ -16,6 +16,8 @@ INPUT_MODALITIES = ("2d", "3d", "2d3d")
 BLEND_MASK_MODES = ("per_molecule", "per_batch")
 TARGETS_3D = ("distance", "direction")
 PROBLEM_TYPES = (None, "regression", "multi_label_classification", "single_label_classification")
+READOUTS = ("graph_token", "mean", "sum", "graph_token+mean")
+REGRESSION_LOSSES = ("mse", "l1", "huber")
 
 # Architecture presets. "base" is the paper's model (about 47M parameters); "small" trains on a CPU.
 MOLEBLEND_PRESETS: dict[str, dict[str, Any]] = {
@@ -85,6 +87,10 @@ class MoleBlendConfig(PreTrainedConfig):
             tasks, with num_labels=1) or "single_label_classification").
         target_mean, target_std: per-task statistics of regression targets; the loss is computed on standardised
             targets and the logits are returned in real units.
+        readout: what the property head reads: "graph_token" (the paper), "mean" or "sum" over the atoms' final
+            states, or "graph_token+mean" (both, concatenated).
+        regression_loss: "mse" (default), "l1" or "huber" (``huber_delta``, on standardised targets).
+        label_values: per task mapped from text labels, ``{"0": "inactive", "1": "active"}`` (informational).
 
     Use ``MoleBlendConfig.from_preset("small", num_labels=2)`` for the preset sizes in ``MOLEBLEND_PRESETS``.
     """
@@ -133,6 +139,10 @@ class MoleBlendConfig(PreTrainedConfig):
 
     target_mean: list[float | int] | None = None
     target_std: list[float | int] | None = None
+    readout: str = "graph_token"
+    regression_loss: str = "mse"
+    huber_delta: float | int = 1.0
+    label_values: dict | None = None
     tie_word_embeddings: bool = False
 
     @classmethod
@@ -196,6 +206,12 @@ class MoleBlendConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def validate_task(self):
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.regression_loss not in REGRESSION_LOSSES:
+            raise ValueError(f"regression_loss must be one of {REGRESSION_LOSSES}, got {self.regression_loss!r}")
+        if self.huber_delta <= 0:
+            raise ValueError(f"huber_delta must be > 0, got {self.huber_delta}")
         if self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
         for name in ("target_mean", "target_std"):

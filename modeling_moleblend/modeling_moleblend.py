@@ -608,13 +608,36 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
 # Property prediction
 
 
-class MoleBlendPropertyHead(nn.Module):
-    """Graph token -> Dropout -> Linear(d, d) -> GELU -> Linear(d, num_labels)."""
+class MoleBlendReadout(nn.Module):
+    """The molecule vector the property head reads, by `config.readout`: the graph token's final state (the
+    paper), the mean or the sum of the atoms' final states, or the graph token and the atom mean concatenated."""
 
     def __init__(self, config: MoleBlendConfig):
         super().__init__()
+        self.kind = config.readout
+        self.output_size = 2 * config.hidden_size if self.kind == "graph_token+mean" else config.hidden_size
+
+    def forward(self, last_hidden_state: torch.Tensor, atom_mask: torch.Tensor) -> torch.Tensor:
+        """`last_hidden_state` `[batch, 1 + atoms, hidden]` (token 0: the graph token), `atom_mask` `[batch, atoms]`
+        -> `[batch, output_size]`."""
+        graph_token = last_hidden_state[:, 0]
+        if self.kind == "graph_token":
+            return graph_token
+        mask = atom_mask.to(last_hidden_state.dtype).unsqueeze(-1)
+        total = (last_hidden_state[:, 1:] * mask).sum(dim=1)
+        if self.kind == "sum":
+            return total
+        mean = total / mask.sum(dim=1).clamp(min=1)
+        return mean if self.kind == "mean" else torch.cat([graph_token, mean], dim=-1)
+
+
+class MoleBlendPropertyHead(nn.Module):
+    """Readout -> Dropout -> Linear(r, d) -> GELU -> Linear(d, num_labels)."""
+
+    def __init__(self, config: MoleBlendConfig, input_size: int | None = None):
+        super().__init__()
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(input_size or config.hidden_size, config.hidden_size)
         self.activation = ACT2FN[config.hidden_act]
         self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
 
@@ -623,15 +646,16 @@ class MoleBlendPropertyHead(nn.Module):
 
 
 class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
-    """MoleBlend with a molecule-level head on the graph token (registered for
-    `AutoModelForSequenceClassification`).
+    """MoleBlend with a molecule-level head on the readout (`config.readout`: the graph token by default; registered
+    for `AutoModelForSequenceClassification`).
 
     `config.problem_type`:
         "regression": MSE on targets standardised with `config.target_mean` / `target_std` (if set); the logits
             are returned in real units (`standardised * std + mean`).
         "multi_label_classification": binary cross-entropy with logits per task (one binary task: num_labels=1).
         "single_label_classification": cross-entropy; labels `[batch]` or `[batch, 1]` hold the class index.
-    Missing labels (NaN) are left out of the loss, whatever the problem type.
+    Missing labels (NaN) are left out of the loss, whatever the problem type. Regression uses
+    `config.regression_loss` ("mse", "l1", "huber") on the standardised targets.
     """
 
     accepts_loss_kwargs = False  # the loss is a per-batch mean: let Trainer scale it for gradient accumulation
@@ -639,7 +663,8 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
     def __init__(self, config: MoleBlendConfig):
         super().__init__(config)
         self.moleblend = MoleBlendModel(config)
-        self.classifier = MoleBlendPropertyHead(config)
+        self.readout = MoleBlendReadout(config)
+        self.classifier = MoleBlendPropertyHead(config, self.readout.output_size)
         self.post_init()
 
     def _target_statistics(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -664,7 +689,13 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
         safe = torch.nan_to_num(labels, nan=0.0)  # NaN * 0 is NaN: zero the labels before the loss
         if problem_type == "regression":
             mean, std = self._target_statistics(standardised_logits)
-            per_item = (standardised_logits - (safe - mean) / std) ** 2
+            error = standardised_logits - (safe - mean) / std
+            if self.config.regression_loss == "l1":
+                per_item = error.abs()
+            elif self.config.regression_loss == "huber":
+                per_item = F.huber_loss(error, torch.zeros_like(error), reduction="none", delta=self.config.huber_delta)
+            else:
+                per_item = error**2
         elif problem_type == "multi_label_classification":
             per_item = F.binary_cross_entropy_with_logits(standardised_logits, safe, reduction="none")
         else:
@@ -709,7 +740,9 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        standardised_logits = self.classifier(outputs.pooler_output)
+        if atom_mask is None:
+            atom_mask = atom_ids[..., 0] != 0
+        standardised_logits = self.classifier(self.readout(outputs.last_hidden_state, atom_mask.bool()))
         loss = self.compute_loss(standardised_logits, labels) if labels is not None else None
         logits = standardised_logits
         if self.config.problem_type == "regression":

@@ -36,6 +36,7 @@ from modeling_moleblend.training import FinetuneResult
 
 ROOT = Path(__file__).resolve().parents[1]
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1"]
+SECRET = "hf_Secret0Token1NeverWritten"
 REPO = "tester/moleblend-tiny"
 CODE_FILES = {"configuration_moleblend.py", "modeling_moleblend.py", "feature_extraction_moleblend.py"}
 BLOCK_PACKAGE = """
@@ -414,8 +415,9 @@ def test_pipeline_classification_probabilities_from_sdf_and_mol(tmp_path):
 
 
 def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
-    """--push_to_hub on `moleblend finetune` and `moleblend pretrain`: the exported final model lands on the Hub,
-    code files and card included, checkpoints and pickles not."""
+    """--push_to_hub --hub_token on `moleblend finetune` (with per-seed pushes during training) and `moleblend
+    pretrain`: the exported final model lands on the Hub, code files and card included; and no file of any commit
+    of any branch or tag holds the token or is a pickle (checkpoints, training_args.bin, optimizer states)."""
     data = tmp_path / "data.csv"
     data.write_text("smiles,logS\n" + "\n".join(f"{r['smiles']},{r['logS']}" for r in esol_rows[:40]) + "\n")
     sample = ROOT / "modeling_moleblend" / "data" / "qm9_sample.sdf.gz"
@@ -431,9 +433,11 @@ def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
         str(tmp_path / "ft"),
     ]
     finetune += ["--push_to_hub", "--hub_model_id", "tester/ft-push", "--hub_strategy", "every_save"]
+    finetune += ["--hub_token", SECRET, "--num_train_epochs", "2"]
     pretrain = ["--train_file", str(sample), "--config_overrides", tiny, "--max_train_samples", "64"]
     pretrain += ["--max_train_steps", "2", "--per_device_train_batch_size", "16", "--quiet"]
     pretrain += ["--output_dir", str(tmp_path / "pre"), "--push_to_hub", "--hub_model_id", "tester/pre-push"]
+    pretrain += ["--hub_token", SECRET, "--with_tracking", "--report_to", "tensorboard"]
     run_client(
         f"""
         import json
@@ -463,5 +467,16 @@ def test_finetune_and_pretrain_push_their_final_model(hub, tmp_path, esol_rows):
         config = json.loads(hub.file_bytes(repo, "config.json"))
         assert config["architectures"] == [weights_class]
         assert config["auto_map"]["AutoModelForSequenceClassification"].endswith("MoleBlendForPropertyPrediction")
-    seed_branch = set(hub.files("tester/ft-push", revision="seed-0"))  # the Trainer's pushes (every_save)
+    for repo, _ in pushed_models:  # every file of every commit (so every branch and tag), downloaded
+        stored = hub.repo(repo)
+        assert "seed-0" in stored.branches or repo == "tester/pre-push"
+        for commit in stored.commits.values():
+            assert SECRET not in commit.message and SECRET not in commit.title
+            for path, oid in commit.files.items():
+                assert not path.endswith((".bin", ".pt", ".pth", ".pkl", ".pickle")), (repo, commit.title, path)
+                assert SECRET.encode() not in hub.blobs[oid], (repo, commit.title, path)
+    for path in tmp_path.rglob("*"):  # nor any local file the runs wrote (logs, tracker events, checkpoints)
+        if path.is_file() and "home" not in path.parts:
+            assert SECRET.encode() not in path.read_bytes(), path
+    seed_branch = set(hub.files("tester/ft-push", revision="seed-0"))  # the per-seed pushes (every_save)
     assert {"model.safetensors", "config.json", "modeling_moleblend.py", "configuration_moleblend.py"} <= seed_branch

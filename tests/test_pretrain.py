@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from modeling_moleblend import MoleBlendFeaturizer, MoleBlendForPretraining, MoleBlendForPropertyPrediction
 from modeling_moleblend.cli.main import main as moleblend
 from modeling_moleblend.data import LengthBucketedBatchSampler, read_molecule_table, split_train_validation
-from modeling_moleblend.training.checkpoints import find_latest_checkpoint, read_jsonl
+from modeling_moleblend.training.checkpoints import checkpoint_problem, find_latest_checkpoint, read_jsonl
 from modeling_moleblend.training.common import parse_config_overrides
 from modeling_moleblend.training.pretrain import LOSS_COMPONENTS, tracker_config
 
@@ -61,7 +61,11 @@ def run_pretrain(args: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A 6-step run checkpointed at step 3, and a fresh run resumed from 'latest' (a copy of that step_3)."""
+    """A 6-step run checkpointed at steps 3 and 6, and a run killed while saving step 6, resumed from 'latest'.
+
+    The killed run is built by construction: a complete step_3 (a copy of the full run's), a newer step_6 whose
+    weights are cut short (the kill came during the save), and a log holding the full run's entries up to step 3
+    and then half a line."""
     base = tmp_path_factory.mktemp("pretrain")
     cache = base / "cache"
     steps = ["--max_train_steps", "6", "--checkpointing_steps", "3", "--eval_steps", "3"]
@@ -70,6 +74,12 @@ def runs(tmp_path_factory):
     resumed = base / "resumed"
     resumed.mkdir()
     shutil.copytree(full / "step_3", resumed / "step_3")
+    shutil.copytree(full / "step_6", resumed / "step_6")
+    weights = resumed / "step_6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    log = (full / "pretraining_log.jsonl").read_text().splitlines()
+    kept = [line for line in log if json.loads(line)["step"] <= 3]
+    (resumed / "pretraining_log.jsonl").write_text("\n".join(kept) + "\n" + log[len(kept)][:25])
     assert run_pretrain(pretrain_args(resumed, cache, *steps, "--resume_from_checkpoint", "latest")) == 0
     return {"full": full, "resumed": resumed, "cache": cache, "base": base}
 
@@ -177,12 +187,14 @@ def test_run_logs_every_component_and_writes_the_final_folder(runs):
     assert "validation denoise loss" in card and "Wall time" in card
 
 
-def test_resume_from_latest_reproduces_the_uninterrupted_run(runs):
+def test_resume_skips_a_half_written_checkpoint_and_reproduces_the_uninterrupted_run(runs):
     full = read_jsonl(runs["full"] / "pretraining_log.jsonl")
     resumed = read_jsonl(runs["resumed"] / "pretraining_log.jsonl")
-    assert [e["step"] for e in resumed if "train_loss" in e] == [4, 5, 6]
+    # every step exactly once: the kept history, the cut line dropped, then the resumed steps
+    assert [(e["step"], "train_loss" in e) for e in resumed] == [(e["step"], "train_loss" in e) for e in full]
+    assert checkpoint_problem(runs["resumed"] / "step_6") is None  # rewritten whole by the resumed run
     expected = {(e["step"], "train_loss" in e): e for e in full if e["step"] > 3}
-    for entry in resumed:
+    for entry in [e for e in resumed if e["step"] > 3]:
         reference = expected[(entry["step"], "train_loss" in entry)]
         for key in [f"{p}_{n}" for p in ("train", "eval") for n in LOSS_COMPONENTS] + ["learning_rate"]:
             if key in reference:

@@ -81,7 +81,7 @@ def featurize_table(
 
     cache_path = Path(cache_dir) / f"featurized-{CACHE_LAYOUT_VERSION}-{table_cache_key(table, featurizer)}"
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(cache_path) + ".lock")
+    lock = FileLock(str(cache_path.with_name(f".{cache_path.name}.lock")))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -112,14 +112,15 @@ def _featurize(table, featurizer, cache_path: Path | None, progress, chunk_size)
     bars = is_progress_bar_enabled()
     disable_progress_bars()  # "Saving the dataset" bars per shard: the featurizer's own bar is the one to show
     try:
-        remaining = molecules[done:]
+        offset = done  # the chunks' input indices count from the start of what they are given
+        remaining = molecules[offset:]
         # labels were parsed with the table (a non-numeric one is an error there); they are attached by input row
         chunks = (
             featurizer.featurize_chunks(remaining, chunk_size, progress=progress, errors="skip") if remaining else []
         )
         for number, result in enumerate(chunks, start=len(reports)):
-            indices = [done + i for i in result.input_indices]  # rows of the whole table
-            report = _shifted(result.report, done)
+            indices = [offset + i for i in result.input_indices]  # rows of the whole table
+            report = _shifted(result.report, offset)
             done += report.num_inputs
             columns: dict[str, list] = {name: [] for name in FEATURE_COLUMNS}
             for features in result.features:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from ..tokenization import (
     suggest_name,
 )
 
+logger = logging.getLogger(__name__)
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".smi")
 SDF_SUFFIXES = (".sdf",)
 # text values read as the positive class when a label column holds exactly two texts
@@ -55,6 +58,7 @@ class MoleculeTable:
         records: for SDF input, the parsed records (the featurizer's input); None otherwise.
         columns: every input column as text, in file order (the SDF title as ``title``): kept in outputs.
         label_maps: per label column mapped from text, ``{0: "inactive", 1: "active"}``.
+        notes: what the reader had to say about the file (e.g. a gzip stream that ends early).
     """
 
     source: str
@@ -65,6 +69,7 @@ class MoleculeTable:
     records: list[SdfRecord] | None = None
     columns: dict[str, list[str]] = field(default_factory=dict)
     label_maps: dict[str, dict[int, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -168,10 +173,18 @@ def _read_smi(path: Path, smiles_column: str) -> tuple[list[str], list[dict[str,
 def _read_sdf(path: Path, label_columns: list[str], split_column: str | None) -> MoleculeTable:
     from rdkit import Chem, rdBase
 
+    records: list[SdfRecord] = []
+    notes = []
     try:
-        records = list(read_sdf_records(path, parse=True))
-    except (OSError, EOFError) as error:
-        raise InputError(f"{path}: cannot be read as an SDF: {error}") from error
+        records.extend(read_sdf_records(path, parse=True))
+    except (OSError, EOFError, zlib.error) as error:  # a gzip stream cut short (a partial download or copy)
+        if not records:
+            raise InputError(f"{path}: cannot be read as an SDF: {error}") from error
+        notes.append(
+            f"{path}: the file ends early ({error}): the {len(records)} complete records before the cut are used, "
+            "anything after them is missing"
+        )
+        logger.warning(notes[-1])
     if not records:
         raise InputError(f"{path}: no records")
     tags: dict[str, None] = {}
@@ -182,7 +195,7 @@ def _read_sdf(path: Path, label_columns: list[str], split_column: str | None) ->
     with rdBase.BlockLogs():
         for record in records:
             smiles.append(Chem.MolToSmiles(Chem.RemoveHs(record.mol)) if record.mol is not None else None)
-    table = MoleculeTable(str(path), smiles, label_names=label_columns, records=records)
+    table = MoleculeTable(str(path), smiles, label_names=label_columns, records=records, notes=notes)
     table.columns = {"title": [r.title for r in records]}
     table.columns.update({tag: [r.properties.get(tag, "") for r in records] for tag in tags})
     if label_columns:

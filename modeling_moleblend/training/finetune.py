@@ -359,6 +359,7 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
             "num_rows": len(table),
             "num_featurized": len(data.dataset),
             "num_skipped": len(data.report.skipped),
+            "input_notes": table.notes,
             "split": {
                 "kind": args.split,
                 "description": data.split_description,
