@@ -192,10 +192,22 @@ def finetune_card(result: FinetuneResult, model_name: str | None = None) -> Card
             "Hardware": result.hardware,
             "Wall time": f"{result.wall_time_s:.0f} s for {len(training['seeds'])} seeds",
         }
-        | ({"Text labels": str(data["label_values"])} if data.get("label_values") else {}),
+        | ({"Text labels": str(data["label_values"])} if data.get("label_values") else {})
+        | _uncertainty_lines(result.uncertainty),
         architecture=result.architecture,
         featurizer=result.featurizer,
     )
+
+
+def _uncertainty_lines(uncertainty: dict) -> dict[str, str]:
+    """The card's lines on the ensemble's calibration, measured on test."""
+    if not uncertainty:
+        return {}
+    parts = []
+    for task, metrics in uncertainty.get("test", {}).items():
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "interval_scale"}
+        parts.append(f"{task}: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in shown.items()))
+    return {"Uncertainty": uncertainty["method"], "Uncertainty on test": "; ".join(parts) or "n/a"}
 
 
 def pretraining_card(result: PretrainResult) -> CardInfo:

@@ -175,21 +175,33 @@ def predict_properties(
     batch_size: int = 64,
     probabilities: bool = True,
     progress: bool = False,
+    mc_samples: int = 0,
 ) -> np.ndarray:
     """Predictions ``[models, molecules, tasks]`` in the order of ``features`` (featurizer dicts or rows of a
     featurized ``datasets`` table). Regression outputs are in real units; classification outputs are
     probabilities (``probabilities=True``) or logits. The Trainer's length-grouped evaluation sampler does not
     keep the input order; this does.
+
+    With ``mc_samples`` > 0 (MC dropout), every model predicts ``mc_samples`` times with its dropout on (seeded):
+    the result is ``[models * mc_samples, molecules, tasks]``.
     """
-    outputs = np.zeros((len(models), len(features), models[0].config.num_labels), dtype=np.float64)
-    for model in models:
-        model.eval()
-    for index, batch in batches_by_size(features, batch_size, progress, "predicting"):
-        for m, model in enumerate(models):
-            logits = model(**batch.to(model.device)).logits.float()
-            if probabilities:
-                logits = to_probabilities(logits, model.config.problem_type)
-            outputs[m, index] = logits.cpu().numpy()
+    passes = max(mc_samples, 1)
+    outputs = np.zeros((len(models) * passes, len(features), models[0].config.num_labels), dtype=np.float64)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)  # MC dropout masks: the same predictions on every run
+    try:
+        for index, batch in batches_by_size(features, batch_size, progress, "predicting"):
+            for m, model in enumerate(models):
+                model.train(mc_samples > 0)  # dropout on only for MC dropout (the model has no batch norm)
+                for k in range(passes):
+                    logits = model(**batch.to(model.device)).logits.float()
+                    if probabilities:
+                        logits = to_probabilities(logits, model.config.problem_type)
+                    outputs[m * passes + k, index] = logits.cpu().numpy()
+    finally:
+        torch.random.set_rng_state(generator_state)
+        for model in models:
+            model.eval()
     return outputs
 
 

@@ -1,5 +1,2 @@
-"""The ``moleblend`` command line (``moleblend --help``); each subcommand is one module here."""
-
-from .main import SUBCOMMANDS, build_parser, main
-
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+"""The ``moleblend`` command line (``moleblend --help``): ``main.py`` holds the registry, and each subcommand is
+one module here with its arguments and a ``run``."""

@@ -53,7 +53,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["default"] = item.default
         else:
             kwargs["default"] = item.default_factory()
-        if kind is bool:
+        if kind is bool and item.default is True:
+            kwargs["action"] = argparse.BooleanOptionalAction  # --pruning / --no-pruning
+        elif kind is bool:
             kwargs["action"] = "store_true"
             kwargs.pop("default", None)
         elif typing.get_origin(kind) is list:

@@ -17,7 +17,7 @@ import sys
 from .. import __version__
 from .common import HelpFormatter
 
-SUBCOMMANDS = ("finetune", "predict", "encode", "pretrain", "featurize", "export")
+SUBCOMMANDS = ("finetune", "predict", "encode", "pretrain", "featurize", "export", "hpopt", "explain")
 EXIT_USAGE = 2
 
 

@@ -43,7 +43,8 @@ def table_cache_key(table: MoleculeTable, featurizer: MoleBlendFeaturizer) -> st
     """A digest of the input (file bytes or SMILES), its labels and the featurizer settings that change features."""
     digest = hashlib.sha256()
     if table.records is not None:
-        digest.update(Path(table.source).read_bytes())
+        for record in table.records:
+            digest.update(record.block.encode())
     else:
         digest.update("\n".join(s or "" for s in table.smiles).encode())
     if table.labels is not None:

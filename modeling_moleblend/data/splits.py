@@ -152,11 +152,12 @@ def random_split(
     return {name: sorted(int(i) for i in part) for name, part in zip(SPLIT_NAMES, parts)}
 
 
-def column_split(values: Sequence[str]) -> dict[str, list[int]]:
+def column_split(values: Sequence[str], allow_no_validation: bool = False) -> dict[str, list[int]]:
     """Split from a user-given column, one value per row.
 
     Accepted values (case-insensitive, surrounding spaces ignored): ``train``/``training``;
-    ``valid``/``validation``/``val``/``dev``; ``test``. Test may be empty; train and validation may not.
+    ``valid``/``validation``/``val``/``dev``; ``test``. Test may be empty; train may not; validation may be empty
+    only with ``allow_no_validation`` (then carve it out of train: ``carve_validation``).
 
     Raises:
         ValueError: an unknown value (the message names the row index and the value), or an empty train or
@@ -171,10 +172,39 @@ def column_split(values: Sequence[str]) -> dict[str, list[int]]:
                 "'dev', 'test' (case-insensitive)"
             )
         split[name].append(index)
-    for name in ("train", "validation"):
+    for name in ("train",) if allow_no_validation else ("train", "validation"):
         if not split[name]:
             raise ValueError(f"The split column assigns no rows to {name!r}; train and validation must be non-empty")
     return split
+
+
+def carve_validation(
+    split: dict[str, list[int]],
+    smiles: Sequence[str],
+    fraction: float,
+    kind: str = "scaffold",
+    seed: int = 0,
+    scaffold_ties: str = "deepchem",
+) -> dict[str, list[int]]:
+    """Move ``fraction`` of the train rows to validation: whole scaffold sets (deterministic, the way the scaffold
+    split fills its validation set) or a seeded random share. Test is untouched."""
+    train = list(split["train"])
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
+    if kind == "scaffold":
+        inner = scaffold_split([smiles[i] for i in train], (1 - fraction, fraction, 0.0), ties=scaffold_ties)
+        keep, carved = inner["train"], inner["validation"] + inner["test"]
+    elif kind == "random":
+        order = np.random.default_rng(seed).permutation(len(train))
+        size = max(1, round(fraction * len(train)))
+        carved, keep = order[:size].tolist(), order[size:].tolist()
+    else:
+        raise ValueError(f"unknown carve kind {kind!r}; expected 'scaffold' or 'random'")
+    return {
+        "train": sorted(train[i] for i in keep),
+        "validation": sorted(train[i] for i in carved),
+        "test": list(split["test"]),
+    }
 
 
 def make_split(

@@ -124,6 +124,35 @@ def read_molecule_table(
     return table
 
 
+def concatenate_tables(parts: dict[str, MoleculeTable]) -> MoleculeTable:
+    """One table from several with the same label columns (e.g. predefined train / validation / test files), in
+    order; ``split_values`` names each row's part. Rows are numbered across the parts."""
+    tables = list(parts.values())
+    first = tables[0]
+    for table in tables:
+        if table.label_names != first.label_names:
+            raise InputError(f"{table.source}: label columns {table.label_names}, not {first.label_names}")
+    with_records = all(t.records is not None for t in tables)
+    if any(t.records is not None for t in tables) and not with_records:
+        raise InputError("predefined splits mix SDF and table files: give them in one format")
+    combined = MoleculeTable(
+        " + ".join(t.source for t in tables),
+        [s for t in tables for s in t.smiles],
+        labels=np.concatenate([t.labels for t in tables]) if first.labels is not None else None,
+        label_names=list(first.label_names),
+        split_values=[name for name, t in parts.items() for _ in range(len(t))],
+        records=[r for t in tables for r in t.records] if with_records else None,
+        notes=[n for t in tables for n in t.notes],
+    )
+    names = list(dict.fromkeys(c for t in tables for c in t.columns))
+    combined.columns = {c: [v for t in tables for v in t.columns.get(c, [""] * len(t))] for c in names}
+    for t in tables:
+        for task, mapping in t.label_maps.items():
+            if combined.label_maps.setdefault(task, mapping) != mapping:
+                raise InputError(f"{t.source}: the text labels of {task!r} differ from the other files'")
+    return combined
+
+
 def _kind(path: Path) -> str:
     if path.is_dir():
         return "datasets"

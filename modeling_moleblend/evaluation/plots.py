@@ -255,3 +255,47 @@ def plot_pretraining_curves(
     if title:
         figure.suptitle(title)
     return _save(figure, path)
+
+
+def plot_optimization_history(trials: Sequence[Mapping], path: str | Path, metric: str, maximize: bool) -> Path:
+    """Each finished trial's validation metric (dots; pruned trials hollow, at their last report) and the best so
+    far (line), against the trial number."""
+    figure = _new_figure(7, 4.5)
+    axis = figure.add_subplot()
+    complete = [(t["number"], t["value"]) for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
+    if complete:
+        numbers, values = zip(*complete)
+        axis.scatter(numbers, values, s=18, label="trial")
+        best = np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values)
+        axis.step(numbers, best, where="post", color="C1", label="best so far")
+    pruned = [t["number"] for t in trials if t["state"] == "PRUNED"]
+    if pruned:
+        axis.scatter(pruned, [axis.get_ylim()[0]] * len(pruned), s=18, facecolors="none", edgecolors="grey",
+                     label="pruned")  # fmt: skip
+    axis.set_xlabel("trial")
+    axis.set_ylabel(f"validation {metric}")
+    axis.set_title("Hyper-parameter search")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def plot_reliability(labels: np.ndarray, before: np.ndarray, after: np.ndarray, path: str | Path, bins: int = 10):
+    """Reliability diagram of one binary task: mean predicted probability against the observed frequency per
+    bin, before and after calibration, with the diagonal."""
+    figure = _new_figure(5, 5)
+    axis = figure.add_subplot()
+    keep = ~np.isnan(labels)
+    for probabilities, label in ((before, "before"), (after, "calibrated")):
+        p, y = probabilities[keep], labels[keep]
+        index = np.minimum((p * bins).astype(int), bins - 1)
+        points = [(p[index == b].mean(), y[index == b].mean()) for b in range(bins) if (index == b).any()]
+        if points:
+            axis.plot(*zip(*points), "o-", label=label, markersize=4)
+    axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=1)
+    axis.set_xlabel("mean predicted probability")
+    axis.set_ylabel("observed frequency")
+    axis.set_title("Reliability (test)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    return _save(figure, path)

@@ -43,8 +43,10 @@ def prediction_columns(
     predictions: np.ndarray,
     tasks: Sequence[str],
     problem_type: str | None,
-    members: Sequence[str],
+    members: Sequence[str] | None,
     errors: Mapping[int, str] | None = None,
+    center: np.ndarray | None = None,
+    interval: tuple[np.ndarray, np.ndarray, float] | None = None,
 ) -> dict[str, list]:
     """The table to write: the input's columns, then per task the mean (and with several members the spread and
     each member's value), then ``error`` (when ``errors`` is given).
@@ -54,8 +56,11 @@ def prediction_columns(
         predictions: ``[members, rows, tasks]``, NaN for rows without a prediction.
         tasks: the task names.
         problem_type: the model config's.
-        members: a name per model, e.g. ``["seed0", "seed1"]``.
+        members: a name per member, e.g. ``["seed0", "seed1"]`` (None: no per-member columns, e.g. MC dropout).
         errors: row -> reason, for rows that could not be predicted.
+        center: ``[rows, tasks]`` to write as ``T_pred`` / ``T_prob`` instead of the members' mean (e.g. the
+            calibrated probability of an ensemble).
+        interval: ``(low, high, coverage)`` ``[rows, tasks]`` each: written as ``T_pred_lo90`` / ``T_pred_hi90``.
     """
     table: dict[str, list] = {}
     predicted: dict[str, list] = {}
@@ -65,9 +70,14 @@ def prediction_columns(
         per_model = values[:, :, t]
         with warnings.catch_warnings():  # rows without a prediction are all-NaN: their mean is NaN, quietly
             warnings.simplefilter("ignore", RuntimeWarning)
-            predicted[stem] = list(per_model.mean(axis=0))
-            if len(members) > 1:
+            predicted[stem] = list(per_model.mean(axis=0) if center is None else center[:, t])
+            if len(per_model) > 1:
                 predicted[f"{stem}_std"] = list(per_model.std(axis=0, ddof=1))
+            if interval is not None:
+                low, high, coverage = interval
+                predicted[f"{stem}_lo{round(100 * coverage)}"] = list(low[:, t])
+                predicted[f"{stem}_hi{round(100 * coverage)}"] = list(high[:, t])
+            if members and len(members) > 1:
                 for m, member in enumerate(members):
                     predicted[f"{stem}_{member}"] = list(per_model[m])
     for name, column in input_columns.items():

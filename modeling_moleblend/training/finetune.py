@@ -31,10 +31,13 @@ import torch
 
 from ..configuration_moleblend import MOLEBLEND_PRESETS, MoleBlendConfig
 from ..data import InputError, featurize_table, infer_problem_type, label_statistics, make_split, read_molecule_table
+from ..data.splits import carve_validation, column_split
+from ..data.tables import concatenate_tables
 from ..evaluation.baselines import random_forest_baseline
 from ..evaluation.metrics import aggregate_seeds, classification_metrics, regression_metrics
 from ..evaluation.plots import plot_learning_curve, plot_parity, plot_roc
 from ..evaluation.predictions import prediction_columns, write_table
+from ..evaluation.uncertainty import classification_calibration, regression_uncertainty
 from ..files import write_json_atomic
 from ..inference import predict_properties, resolve_model_paths, to_probabilities
 from ..modeling_moleblend import MoleBlendForPropertyPrediction
@@ -64,6 +67,10 @@ class FinetuneArguments(HubArguments):
 
     # data
     train_file: Path = required_option("CSV/TSV/SMI (optionally .gz), SDF (.sdf, .sdf.gz) or a datasets folder", "data")
+    validation_file: Path | None = option(
+        None, "a predefined validation set (same columns); with --test_file, no split is computed", "data"
+    )
+    test_file: Path | None = option(None, "a predefined test set (same columns), evaluated once at the end", "data")
     smiles_column: str = option("smiles", "SMILES column of a table", "data")
     label_columns: list[str] = required_option("columns (SDF tags) to predict, one task each", "data", nargs="+")
     problem_type: str = option(
@@ -71,7 +78,14 @@ class FinetuneArguments(HubArguments):
         choices=("auto", "regression", "classification"),
     )  # fmt: skip
     split: str = option("scaffold", "how rows are split 8:1:1", "data", choices=("scaffold", "random", "column"))
-    split_column: str | None = option(None, "with --split column: train / validation / test per row", "data")
+    split_column: str | None = option(
+        None, "with --split column: train / validation / test per row (train and test only: validation is carved "
+        "out of train, see --carve_validation)", "data",
+    )  # fmt: skip
+    carve_validation: str = option(
+        "scaffold", "how validation is carved out of train when the data names only train and test", "data",
+        choices=("scaffold", "random"),
+    )  # fmt: skip
     split_fractions: list[float] = option([0.8, 0.1, 0.1], "train, validation, test fractions", "data", nargs=3)
     split_seed: int = option(0, "seed of --split random (scaffold is deterministic)", "data")
     scaffold_ties: str = option(
@@ -111,6 +125,15 @@ class FinetuneArguments(HubArguments):
     early_stopping_patience: int = option(10, "epochs without validation improvement before stopping; 0 = off",
                                         "training")  # fmt: skip
     dropout: float | None = option(None, "attention and classifier dropout (default: the config's)", "training")
+    readout: str | None = option(
+        None, "what the head reads: graph_token (the paper), mean, sum, graph_token+mean (default: the model's)",
+        "model", choices=("graph_token", "mean", "sum", "graph_token+mean"),
+    )  # fmt: skip
+    loss: str = option("mse", "regression loss on standardised targets", "training", choices=("mse", "l1", "huber"))
+    metric_for_best_model: str | None = option(
+        None, "validation metric that selects the epoch and the shipped seed (default: rmse, or roc_auc for "
+        "classification; mae for QM9-style energies)", "training", choices=("rmse", "mae", "roc_auc", "pr_auc"),
+    )  # fmt: skip
     baseline_estimators: int = option(500, "random-forest trees of the baseline (0 = no baseline)", "training")
     output_dir: Path = required_option("where results, plots and models go", "output")
     overwrite_output_dir: bool = option(False, "start again in a non-empty OUTPUT_DIR", "output")
@@ -128,7 +151,10 @@ class FinetuneArguments(HubArguments):
     def check(self) -> None:
         """Argument combinations that cannot work: raised before any data is read."""
         self.check_hub()
-        if self.split == "column" and not self.split_column:
+        if (self.validation_file is None) != (self.test_file is None):
+            raise InputError("--validation_file and --test_file go together (or give a --split_column naming train "
+                             "and test, and validation is carved out of train)")  # fmt: skip
+        if self.split == "column" and not self.split_column and self.validation_file is None:
             raise InputError("--split column needs --split_column NAME (the column holding train/validation/test)")
         if len(self.split_fractions) != 3 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
             raise InputError(f"--split_fractions must be three fractions summing to 1, got {self.split_fractions}")
@@ -153,11 +179,13 @@ class FinetuneResult(SavedResult):
     hardware: str
     featurizer: dict = field(default_factory=dict)
     architecture: dict = field(default_factory=dict)
+    uncertainty: dict = field(default_factory=dict)
     output_dir: Path | None = None
 
     @property
     def selection_metric(self) -> str:
-        return "roc_auc" if self.data["problem_type"] == CLASSIFICATION else "rmse"
+        default = "roc_auc" if self.data["problem_type"] == CLASSIFICATION else "rmse"
+        return self.data.get("selection_metric", default)
 
     @classmethod
     def find(cls, model_folder: str | Path) -> FinetuneResult | None:
@@ -198,6 +226,9 @@ def task_config(
         updates["target_mean"], updates["target_std"] = label_statistics(train_labels)
     if args.dropout is not None:
         updates["attention_dropout"] = updates["classifier_dropout"] = args.dropout
+    if args.readout is not None:
+        updates["readout"] = args.readout
+    updates["regression_loss"] = args.loss
     updates.update(parse_config_overrides(args.config_overrides))
     data = {**config.to_dict(), **updates}
     for key in ("architectures", "transformers_version", "auto_map", "dtype", "model_type"):
@@ -272,14 +303,11 @@ class FinetuneData:
     tables: dict  # split -> model-ready datasets table
     labels: dict  # split -> [n, tasks] float32
     smiles: dict  # split -> SMILES
-
-    @property
-    def selection_metric(self) -> str:
-        return "roc_auc" if self.problem_type == CLASSIFICATION else "rmse"
+    selection_metric: str = "rmse"
 
     @property
     def greater_is_better(self) -> bool:
-        return self.problem_type == CLASSIFICATION
+        return self.selection_metric in ("roc_auc", "pr_auc")
 
 
 SEED_RESULT_NAME = "seed_result.json"
@@ -312,9 +340,7 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
     _check_output_dir(out, args, settings)
 
     # ---- data: read (inputs checked before any model is loaded), featurize once (cached), split
-    table = read_molecule_table(
-        args.train_file, args.smiles_column, args.label_columns, args.split_column if args.split == "column" else None
-    )
+    table = read_training_table(args)
     start = starting_model(args.model_name_or_path) if args.model_name_or_path else None
     config = (
         MoleBlendConfig.from_pretrained(start, revision=args.revision)
@@ -332,14 +358,14 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
     data = prepare_data(args, table, featurizer, state, out)
 
     # ---- one model per seed; selection on validation only
-    per_seed, histories, test_outputs = [], {}, {}
+    per_seed, histories, member_outputs = [], {}, {}
     model = None
     for seed in args.seeds:
         result, history, test_output, model = train_seed(args, seed, data, config, start, featurizer, state, out,
                                                          callbacks)  # fmt: skip
         if result is None:
             continue  # not the main process: the main one scores and writes
-        histories[seed], test_outputs[seed] = history, test_output
+        histories[seed], member_outputs[seed] = history, test_output
         per_seed.append(result)
         logger.info(
             "seed %d: best epoch %s, validation %s, test %s",
@@ -359,9 +385,10 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
             "num_rows": len(table),
             "num_featurized": len(data.dataset),
             "num_skipped": len(data.report.skipped),
+            "selection_metric": data.selection_metric,
             "input_notes": table.notes,
             "split": {
-                "kind": args.split,
+                "kind": "files" if args.validation_file is not None else args.split,
                 "description": data.split_description,
                 "sizes": {name: len(idx) for name, idx in data.split.items()},
                 "file": "splits.json",
@@ -407,8 +434,21 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
         output_dir=out,
     )
     if state.is_main_process:
-        write_outputs(args, result, data, histories, test_outputs)
+        result.uncertainty = fit_uncertainty(data, member_outputs, args.seeds, out)
+        write_outputs(args, result, data, histories, member_outputs)
     return result
+
+
+def read_training_table(args: FinetuneArguments):
+    """The training file, or the train + validation + test files as one table whose split column says which."""
+    if args.validation_file is None:
+        split_column = args.split_column if args.split == "column" else None
+        return read_molecule_table(args.train_file, args.smiles_column, args.label_columns, split_column)
+    parts = {
+        name: read_molecule_table(path, args.smiles_column, args.label_columns)
+        for name, path in (("train", args.train_file), ("validation", args.validation_file), ("test", args.test_file))
+    }
+    return concatenate_tables(parts)
 
 
 def _check_output_dir(out: Path, args: FinetuneArguments, settings: dict) -> None:
@@ -452,16 +492,30 @@ def prepare_data(args: FinetuneArguments, table, featurizer, state, out: Path) -
         problem_type = CLASSIFICATION if args.problem_type == "classification" else "regression"
     rows = np.asarray(dataset["row"])
     smiles = dataset["smiles"]
-    column_values = [table.split_values[r] for r in rows] if args.split == "column" else None
-    split = make_split(
-        args.split, smiles, args.split_seed, column_values, tuple(args.split_fractions), args.scaffold_ties
-    )
-    description = {
-        "scaffold": "Bemis-Murcko scaffold split {:g}:{:g}:{:g}, deterministic (largest scaffold sets to train, "
-        + f"{args.scaffold_ties} order of equal-size sets)",
-        "random": "random split {:g}:{:g}:{:g}, seed " + str(args.split_seed),
-        "column": "user-given split column",
-    }[args.split].format(*[10 * f for f in args.split_fractions])
+    kind = "column" if args.validation_file is not None else args.split
+    if kind == "column":
+        column_values = [table.split_values[r] for r in rows]
+        split = column_split(column_values, allow_no_validation=True)
+        description = (
+            f"predefined files: train {args.train_file}, validation {args.validation_file}, test {args.test_file}"
+            if args.validation_file is not None
+            else f"user-given split column {args.split_column!r}"
+        )
+        if not split["validation"]:
+            validation_share = args.split_fractions[1] / (args.split_fractions[0] + args.split_fractions[1])
+            split = carve_validation(split, smiles, validation_share, args.carve_validation, args.split_seed,
+                                     args.scaffold_ties)  # fmt: skip
+            description += (
+                f"; validation carved out of train ({args.carve_validation}, {100 * validation_share:.0f}% of train"
+                + (f", seed {args.split_seed})" if args.carve_validation == "random" else ", deterministic)")
+            )
+    else:
+        split = make_split(kind, smiles, args.split_seed, None, tuple(args.split_fractions), args.scaffold_ties)
+        description = {
+            "scaffold": "Bemis-Murcko scaffold split {:g}:{:g}:{:g}, deterministic (largest scaffold sets to train, "
+            + f"{args.scaffold_ties} order of equal-size sets)",
+            "random": "random split {:g}:{:g}:{:g}, seed " + str(args.split_seed),
+        }[kind].format(*[10 * f for f in args.split_fractions])
     if state.is_main_process:
         (out / "splits.json").write_text(
             json.dumps({name: rows[idx].tolist() for name, idx in split.items()} | {"description": description})
@@ -479,7 +533,12 @@ def prepare_data(args: FinetuneArguments, table, featurizer, state, out: Path) -
     }
     _check_labels(args, table.label_names, labels, problem_type)
     model_columns = [*FEATURE_COLUMNS, "labels"]
+    default_metric = "roc_auc" if problem_type == CLASSIFICATION else "rmse"
+    metric = args.metric_for_best_model or default_metric
+    if (metric in ("roc_auc", "pr_auc")) != (problem_type == CLASSIFICATION):
+        raise InputError(f"--metric_for_best_model {metric} does not fit a {problem_type.replace('_', ' ')} task")
     return FinetuneData(
+        selection_metric=metric,
         table=table,
         dataset=dataset,
         report=report,
@@ -524,7 +583,8 @@ def _check_labels(args: FinetuneArguments, tasks: list[str], labels: dict, probl
 
 
 def train_seed(args, seed: int, data: FinetuneData, config, start, featurizer, state, out: Path, callbacks=()):
-    """Train, select and score one seed's model; returns ``(result, history, test outputs, model)`` (on processes
+    """Train, select and score one seed's model; returns ``(result, history, outputs, model)`` (``outputs``: the
+    validation and test logits, in row order; on processes
     other than the main one: ``(None, None, None, model)``). A finished seed of an interrupted run is loaded, not
     retrained."""
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
@@ -535,7 +595,8 @@ def train_seed(args, seed: int, data: FinetuneData, config, start, featurizer, s
         saved = json.loads((seed_dir / SEED_RESULT_NAME).read_text())
         logger.info("seed %d: finished before the interruption, kept", seed)
         model = MoleBlendForPropertyPrediction.from_pretrained(seed_dir / "model")
-        return saved["result"], saved["history"], np.load(seed_dir / "test_outputs.npy"), model
+        outputs = {part: np.load(seed_dir / f"{part}_outputs.npy") for part in ("validation", "test")}
+        return saved["result"], saved["history"], outputs, model
     checkpoint = latest_trainer_checkpoint(seed_dir / "checkpoints") if args.resume else None
     if checkpoint is None and state.is_main_process:
         shutil.rmtree(seed_dir, ignore_errors=True)  # a fresh seed never mixes with an older run's files
@@ -635,10 +696,11 @@ def train_seed(args, seed: int, data: FinetuneData, config, start, featurizer, s
         for part in ("validation", "test"):
             result[f"baseline_{part}"] = split_metrics(data.problem_type, data.labels[part], baseline[part],
                                                        data.label_names)  # fmt: skip
-    np.save(seed_dir / "test_outputs.npy", outputs["test"])
+    for part in ("validation", "test"):
+        np.save(seed_dir / f"{part}_outputs.npy", outputs[part])
     write_json_atomic(seed_dir / SEED_RESULT_NAME, {"result": jsonable(result), "history": jsonable(history)})
     shutil.rmtree(seed_dir / "checkpoints", ignore_errors=True)  # only once the seed's result is safe on disk
-    return result, history, outputs["test"], trainer.model
+    return result, history, outputs, trainer.model
 
 
 def latest_trainer_checkpoint(folder: Path) -> Path | None:
@@ -659,7 +721,29 @@ def latest_trainer_checkpoint(folder: Path) -> Path | None:
     return None
 
 
-def write_outputs(args: FinetuneArguments, result: FinetuneResult, data: FinetuneData, histories, test_outputs):
+def fit_uncertainty(data: FinetuneData, member_outputs: dict, seeds, out: Path) -> dict:
+    """Calibrate the ensemble of seed models on validation (interval scale or temperature), save it as
+    ``calibration.json`` (``moleblend predict`` applies it) and measure it on test."""
+    members = {part: np.stack([member_outputs[s][part] for s in seeds]) for part in ("validation", "test")}
+    if data.problem_type == CLASSIFICATION:
+        calibration, metrics = classification_calibration(
+            data.labels["validation"], members["validation"], data.labels["test"], members["test"], data.label_names
+        )
+        method = "temperature scaling of the ensemble's mean logit, fitted on validation (minimum log loss)"
+    else:
+        calibration, metrics = regression_uncertainty(
+            data.labels["validation"], members["validation"], data.labels["test"], members["test"], data.label_names
+        )
+        method = (
+            "spread over the seed models (sample std); interval mean +- scale * spread, scale fitted on validation "
+            f"for {100 * calibration.coverage:.0f}% coverage"
+            + ("" if len(seeds) > 1 else " (one seed: no spread; use several --seeds)")
+        )
+    calibration.save(out)
+    return {"method": method, "members": len(seeds), "test": metrics}
+
+
+def write_outputs(args: FinetuneArguments, result: FinetuneResult, data: FinetuneData, histories, member_outputs):
     """Everything a finished run leaves in OUTPUT_DIR besides the seeds: ``model/``, results, predictions, plots,
     the card, and the push."""
     out = result.output_dir
@@ -669,7 +753,7 @@ def write_outputs(args: FinetuneArguments, result: FinetuneResult, data: Finetun
     members = [f"seed{s}" for s in args.seeds]
     columns = {"row": list(data.rows[data.split["test"]]), "smiles": data.smiles["test"]}
     columns.update({task: list(data.labels["test"][:, t]) for t, task in enumerate(label_names)})
-    stacked = np.stack([test_outputs[s] for s in args.seeds])
+    stacked = np.stack([member_outputs[s]["test"] for s in args.seeds])
     probabilities = to_probabilities(torch.from_numpy(stacked), problem_type).numpy()
     write_table(
         out / "predictions_test.csv", prediction_columns(columns, probabilities, label_names, problem_type, members)

@@ -1,0 +1,234 @@
+"""Finetuning tools: readouts and regression losses, predefined and carved splits, ensemble calibration,
+hyper-parameter search (killed and resumed from its SQLite study) and per-atom explanations."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_moleblend import MoleBlendConfig, MoleBlendFeaturizer, MoleBlendForPropertyPrediction
+from modeling_moleblend.cli.main import main as moleblend
+from modeling_moleblend.data.splits import carve_validation, murcko_scaffold
+from modeling_moleblend.evaluation.uncertainty import (
+    brier_score,
+    calibrated_probabilities,
+    classification_calibration,
+    expected_calibration_error,
+    fit_interval_scale,
+    fit_temperature,
+    regression_uncertainty,
+)
+
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, input_modality="2d")
+TINY = ["--per_device_train_batch_size", "16", "--quiet", "--baseline_estimators", "5"]
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("readout", ["graph_token", "mean", "sum", "graph_token+mean"])
+def test_readouts_are_exact_and_permutation_invariant(readout):
+    torch.manual_seed(0)
+    config = MoleBlendConfig.from_preset("small", **SMALL, num_labels=1, problem_type="regression", readout=readout)
+    model = MoleBlendForPropertyPrediction(config).eval()
+    batch = MoleBlendFeaturizer(conformer="none")(["CCO", "c1ccccc1O"], return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.moleblend(**batch).last_hidden_state
+        pooled = model.readout(hidden, batch["atom_mask"].bool())
+    ethanol = hidden[0, 1:4]  # 3 heavy atoms, then padding
+    expected = {
+        "graph_token": hidden[0, 0],
+        "mean": ethanol.mean(0),
+        "sum": ethanol.sum(0),
+        "graph_token+mean": torch.cat([hidden[0, 0], ethanol.mean(0)]),
+    }[readout]
+    torch.testing.assert_close(pooled[0], expected)
+    assert model.classifier.dense.in_features == (64 if readout == "graph_token+mean" else 32)
+    with torch.no_grad():  # the same molecule written in another atom order predicts the same
+        reordered = MoleBlendFeaturizer(conformer="none")(["OCC", "Oc1ccccc1"], return_tensors="pt")
+        torch.testing.assert_close(model(**batch).logits, model(**reordered).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_regression_losses_on_standardised_targets():
+    config = MoleBlendConfig.from_preset(
+        "small", **SMALL, num_labels=1, problem_type="regression", target_mean=[1.0], target_std=[2.0]
+    )
+    logits, labels = torch.tensor([[0.5], [-1.0], [4.0]]), torch.tensor([[2.0], [float("nan")], [1.0]])
+    error = torch.tensor([0.5 - 0.5, 4.0 - 0.0])  # standardised: (2 - 1) / 2 = 0.5, (1 - 1) / 2 = 0
+    for name, expected in (
+        ("mse", (error**2).mean()),
+        ("l1", error.abs().mean()),
+        ("huber", torch.tensor([0.0, 4.0 - 0.5]).mean()),  # delta 1: quadratic below 1, linear above
+    ):
+        config.regression_loss = name
+        model = MoleBlendForPropertyPrediction(config)
+        assert float(model.compute_loss(logits, labels)) == pytest.approx(float(expected)), name
+    with pytest.raises(Exception, match="regression_loss"):  # StrictDataclassClassValidationError
+        MoleBlendConfig.from_preset("small", regression_loss="cubic")
+
+
+def test_carving_validation_from_train_is_deterministic_and_keeps_scaffolds(esol_smiles):
+    smiles = esol_smiles[:300]
+    split = {"train": list(range(0, 250)), "validation": [], "test": list(range(250, 300))}
+    carved = carve_validation(split, smiles, 1 / 9)
+    assert carved == carve_validation(split, smiles, 1 / 9)
+    assert sorted(carved["train"] + carved["validation"]) == split["train"] and carved["test"] == split["test"]
+    assert 20 <= len(carved["validation"]) <= 35
+    train_scaffolds = {murcko_scaffold(smiles[i]) for i in carved["train"]}
+    assert not train_scaffolds & {murcko_scaffold(smiles[i]) for i in carved["validation"]}
+    random = carve_validation(split, smiles, 0.1, kind="random", seed=3)
+    assert (
+        random
+        == carve_validation(split, smiles, 0.1, kind="random", seed=3)
+        != carve_validation(split, smiles, 0.1, kind="random", seed=4)
+    )
+
+
+def test_predefined_files_and_a_train_test_column(tmp_path, esol_rows):
+    rows = [[r["smiles"], r["logS"]] for r in esol_rows[:60]]
+    train = write_csv(tmp_path / "train.csv", ["smiles", "logS"], rows[:40])
+    valid = write_csv(tmp_path / "valid.csv", ["smiles", "logS"], rows[40:50])
+    test = write_csv(tmp_path / "test.csv", ["smiles", "logS"], rows[50:])
+    out = tmp_path / "files"
+    args = ["finetune", "--train_file", str(train), "--validation_file", str(valid), "--test_file", str(test)]
+    assert moleblend([*args, "--label_columns", "logS", "--seeds", "0", "--num_train_epochs", "1", "--output_dir",
+                      str(out), *TINY]) == 0  # fmt: skip
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["train"] == list(range(40)) and splits["validation"] == list(range(40, 50))
+    assert splits["test"] == list(range(50, 60))
+    column = write_csv(tmp_path / "column.csv", ["smiles", "logS", "part"],
+                       [[s, y, "test" if i >= 50 else "train"] for i, (s, y) in enumerate(rows)])  # fmt: skip
+    out = tmp_path / "column"
+    args = ["finetune", "--train_file", str(column), "--label_columns", "logS", "--split", "column"]
+    assert moleblend([*args, "--split_column", "part", "--seeds", "0", "--num_train_epochs", "1", "--output_dir",
+                      str(out), *TINY]) == 0  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    assert "validation carved out of train (scaffold" in results["data"]["split"]["description"]
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["test"] == list(range(50, 60)) and splits["validation"] and set(splits["validation"]) < set(range(50))
+
+
+def test_temperature_and_interval_calibration_recover_what_was_built_in():
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0, 2, size=4000)
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-true_logit))).astype(float)
+    assert fit_temperature(labels, 3 * true_logit) == pytest.approx(3.0, rel=0.1)  # over-confident by 3x
+    assert expected_calibration_error(np.array([1.0, 0.0]), np.array([0.75, 0.25])) == pytest.approx(0.25)
+    assert brier_score(np.array([1.0, 0.0, np.nan]), np.array([0.75, 0.5, 0.9])) == pytest.approx((0.0625 + 0.25) / 2)
+    members = np.stack([3 * true_logit + rng.normal(0, 0.1, 4000) for _ in range(3)])[:, :, None]
+    calibration, metrics = classification_calibration(labels[:, None], members, labels[:, None], members, ["y"])
+    assert metrics["y"]["ece"] < metrics["y"]["ece_before"] and metrics["y"]["brier"] <= metrics["y"]["brier_before"]
+    probabilities = calibrated_probabilities(members.mean(0), calibration)
+    assert probabilities[0, 0] == pytest.approx(1 / (1 + np.exp(-members.mean(0)[0, 0] / calibration.temperature[0])))
+    # regression: the error is 2x the spread: the scale is fitted to 1.645 * 2 and test coverage is ~90%
+    sigma = rng.uniform(0.5, 2, size=4000)
+    center = rng.normal(size=4000)
+    y = center + rng.normal(size=4000) * 2 * sigma
+    assert fit_interval_scale(y, center, sigma, 0.9) == pytest.approx(2 * 1.645, rel=0.05)
+    spread_members = np.stack([center + sigma, center - sigma])[:, :, None]  # sample std = sqrt(2) * sigma
+    calibration, metrics = regression_uncertainty(y[:, None], spread_members, y[:, None], spread_members, ["y"])
+    assert metrics["y"]["coverage_90"] == pytest.approx(0.9, abs=0.02)
+
+
+def _cli_ok(argv):
+    assert moleblend(argv) == 0
+
+
+class Killed(Exception):
+    pass
+
+
+def test_hpopt_runs_three_trials_is_killed_and_resumes_from_its_study(tmp_path, esol_rows):
+    import optuna
+    from transformers import TrainerCallback
+
+    from modeling_moleblend.training.hpopt import HpoptArguments, hpopt
+
+    data = write_csv(tmp_path / "d.csv", ["smiles", "logS"], [[r["smiles"], r["logS"]] for r in esol_rows[:40]])
+    space = json.dumps({"hidden_size": 32, "num_hidden_layers": 2, "num_train_epochs": {"low": 1, "high": 2},
+                        "per_device_train_batch_size": 16})  # fmt: skip
+    settings = dict(train_file=data, label_columns=["logS"], output_dir=tmp_path / "search", n_trials=3,
+                    search_space=space, seeds=[0], baseline_estimators=5, quiet=True)  # fmt: skip
+
+    class KillSecondTrial(TrainerCallback):
+        def __init__(self):
+            self.starts = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.starts += 1
+            if self.starts == 2:
+                raise Killed
+
+    with pytest.raises(Killed):
+        hpopt(HpoptArguments(**settings), callbacks=[KillSecondTrial()])
+    study = optuna.load_study(study_name="moleblend", storage=f"sqlite:///{tmp_path / 'search' / 'study.sqlite3'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    first = study.trials[0].params
+    result = hpopt(HpoptArguments(**settings))
+    study = optuna.load_study(study_name="moleblend", storage=f"sqlite:///{tmp_path / 'search' / 'study.sqlite3'}")
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 3 and study.trials[0].params == first  # the first trial kept, not redone
+    assert {t["number"] for t in result.trials} == {0, 1, 2, 3}
+    for name in ("trials.csv", "trials.json", "optimization_history.png", "best_params.json"):
+        assert (tmp_path / "search" / name).is_file(), name
+    assert result.final.per_seed and (tmp_path / "search" / "best" / "model" / "config.json").is_file()
+    card = (tmp_path / "search" / "best" / "model" / "README.md").read_text()
+    assert "Hyper-parameter search" in card and "3 finished trials" in card
+    assert math.isfinite(result.best_value)
+
+
+def test_explain_attributions_concentrate_on_the_atoms_that_make_the_target(tmp_path):
+    """A tiny model trained to count nitrogen atoms: the attributions sit on the nitrogens."""
+    from modeling_moleblend.evaluation.attribution import integrated_gradients
+
+    rng = np.random.default_rng(0)
+    pieces = ["C", "N", "O", "CC", "CN", "C(N)", "C(C)", "N(C)", "CO"]
+    smiles = sorted({"C" + "".join(rng.choice(pieces, size=rng.integers(2, 7))) for _ in range(400)})
+    counts = np.array([[s.count("N")] for s in smiles], dtype=np.float32)
+    torch.manual_seed(0)
+    config = MoleBlendConfig.from_preset(
+        "small", **SMALL, num_labels=1, problem_type="regression", readout="sum", attention_dropout=0.0,
+        target_mean=[float(counts.mean())], target_std=[float(counts.std())],
+    )  # fmt: skip
+    model = MoleBlendForPropertyPrediction(config)
+    featurizer = MoleBlendFeaturizer(conformer="none")
+    features = featurizer.featurize(smiles, labels=counts).features
+    batch = featurizer(smiles, labels=counts, return_tensors="pt")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.05
+    attributions, predictions, baselines = integrated_gradients(model, features[:40], steps=16)
+    nitrogen, other = [], []
+    for smi, weights in zip(smiles[:40], attributions):
+        mol = __import__("rdkit.Chem", fromlist=["Chem"]).MolFromSmiles(smi)
+        for atom, value in zip(mol.GetAtoms(), weights):
+            (nitrogen if atom.GetSymbol() == "N" else other).append(value)
+    assert np.mean(nitrogen) > 0.5 and abs(np.mean(other)) < 0.25 * np.mean(nitrogen)
+    completeness = [w.sum() for w in attributions] - (predictions - baselines)
+    assert np.abs(completeness).max() < 0.1 * np.abs(predictions - baselines).max()
+    # the command: numbers and pictures
+    data = write_csv(tmp_path / "m.csv", ["smiles"], [[s] for s in smiles[:3]] + [["not a molecule"]])
+    model.save_pretrained(tmp_path / "model")
+    featurizer.save_pretrained(tmp_path / "model")
+    out = tmp_path / "explained"
+    _cli_ok(["explain", "--model_name_or_path", str(tmp_path / "model"), "--input", str(data), "--output_dir",
+             str(out), "--steps", "8", "--quiet"])  # fmt: skip
+    saved = json.loads((out / "attributions.json").read_text())
+    assert len(saved["molecules"]) == 3 and "3" in saved["errors"]
+    assert (out / "row_0.png").stat().st_size > 0 and (out / "grid.png").is_file()
+    with open(out / "attributions.csv") as handle:
+        assert {row["element"] for row in csv.DictReader(handle)} <= {"C", "N", "O"}
