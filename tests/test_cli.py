@@ -346,3 +346,37 @@ def test_finetune_under_accelerate_launch_with_two_processes(tmp_path, esol_rows
     results = json.loads((out / "results.json").read_text())
     assert results["per_seed"][0]["seed"] == 0 and (out / "model" / "model.safetensors").exists()
     assert results["training"]["num_processes"] == 2  # really data-parallel, not two independent runs
+
+
+@pytest.mark.slow
+def test_predict_streams_in_chunks_and_runs_data_parallel(regression_run, tmp_path, esol_rows):
+    """Chunks of 4 rows give the same file as one chunk; two processes (each every other chunk) too."""
+    _, out, _ = regression_run
+    rows = [[f"id{i}", r["smiles"]] for i, r in enumerate(esol_rows[100:122])] + [["bad", "C1CC("]]
+    data = write_csv(tmp_path / "new.csv", ["id", "smiles"], rows)
+    outputs = {}
+    for name, chunk in (("whole", "1000"), ("chunks", "4")):
+        outputs[name] = tmp_path / f"{name}.csv"
+        args = ["predict", "--model_name_or_path", str(out), "--input", str(data), "--output", str(outputs[name])]
+        assert moleblend([*args, "--chunk_size", chunk, "--quiet"]) == 0
+    same_table(read_csv(outputs["whole"]), read_csv(outputs["chunks"]))
+    assert [row["id"] for row in read_csv(outputs["whole"])] == [r[0] for r in rows]
+    parallel = tmp_path / "parallel.csv"
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "-m"]
+    command += ["modeling_moleblend.cli", "predict", "--model_name_or_path", str(out), "--input", str(data)]
+    command += ["--output", str(parallel), "--chunk_size", "4", "--quiet", "--device", "cpu"]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    same_table(read_csv(parallel), read_csv(outputs["whole"]))
+
+
+def same_table(a: list[dict], b: list[dict]) -> None:
+    """Equal rows and columns; numbers to float tolerance (batches of other sizes pad differently)."""
+    assert len(a) == len(b) and list(a[0]) == list(b[0])
+    for row_a, row_b in zip(a, b):
+        for key, value in row_a.items():
+            try:
+                assert float(value) == pytest.approx(float(row_b[key]), rel=1e-4, abs=1e-5), key
+            except ValueError:
+                assert value == row_b[key], key

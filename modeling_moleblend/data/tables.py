@@ -20,6 +20,7 @@ import csv
 import gzip
 import logging
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class MoleculeTable:
         columns: every input column as text, in file order (the SDF title as ``title``): kept in outputs.
         label_maps: per label column mapped from text, ``{0: "inactive", 1: "active"}``.
         notes: what the reader had to say about the file (e.g. a gzip stream that ends early).
+        first_row: the input row of this table's first row (a chunk of ``iter_molecule_tables``).
     """
 
     source: str
@@ -70,6 +72,7 @@ class MoleculeTable:
     columns: dict[str, list[str]] = field(default_factory=dict)
     label_maps: dict[str, dict[int, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    first_row: int = 0
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -91,34 +94,79 @@ def read_molecule_table(
         InputError: no such file, an unknown format, no rows, or a named column (SDF tag) that is not there.
         InvalidLabelError: a label that is neither a number nor one of a column's two text classes.
     """
+    chunks = list(iter_molecule_tables(path, smiles_column, label_columns, split_column, chunk_size=None))
+    return chunks[0]
+
+
+def iter_molecule_tables(
+    path: str | Path,
+    smiles_column: str = "smiles",
+    label_columns: list[str] | None = None,
+    split_column: str | None = None,
+    chunk_size: int | None = 10_000,
+) -> Iterator[MoleculeTable]:
+    """The file as consecutive tables of at most ``chunk_size`` rows (None: one table), read lazily, so that a
+    library of millions of molecules is processed with the memory of one chunk; ``MoleculeTable.first_row`` is
+    each chunk's first input row. Columns are checked on the first chunk; the errors are ``read_molecule_table``'s.
+    Labels are parsed per chunk: a two-text class column is mapped the same way only if every chunk holds both
+    texts (read the whole file for training)."""
     path = Path(path)
     label_columns = list(label_columns or [])
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     kind = _kind(path)
+    first, yielded = 0, False
     if kind == "sdf":
-        return _read_sdf(path, label_columns, split_column)
+        for records, notes in _sdf_record_chunks(path, chunk_size):
+            yield _table_from_records(path, records, notes, label_columns, split_column, first)
+            first, yielded = first + len(records), True
+    else:
+        header, rows = _row_source(path, kind, smiles_column)
+        if kind == "smi":
+            smiles_column = "smiles"
+        for column in [smiles_column, *label_columns] + ([split_column] if split_column else []):
+            if column not in header:
+                raise InputError(
+                    f"{path}: no column {column!r}{_did_you_mean(column, header)}; the columns are {header}"
+                )
+        for chunk in _chunks(rows, chunk_size):
+            yield _table_from_rows(path, header, chunk, smiles_column, label_columns, split_column, first)
+            first, yielded = first + len(chunk), True
+    if not yielded:
+        raise InputError(f"{path}: no rows (an empty file, or a header only)")
+
+
+def _chunks(items: Iterable, size: int | None) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if size and len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _row_source(path: Path, kind: str, smiles_column: str) -> tuple[list[str], Iterator[dict[str, str]]]:
+    """(header, rows as text dicts, lazily) of a table file or a datasets folder."""
     if kind == "datasets":
         from datasets import load_from_disk
 
-        rows = [{k: "" if v is None else str(v) for k, v in row.items()} for row in load_from_disk(str(path))]
-        header = list(rows[0]) if rows else []
-    elif kind == "smi":
-        header, rows = _read_smi(path, smiles_column)
-        smiles_column = "smiles"
-    else:
-        header, rows = _read_delimited(path)
-    if not rows:
-        raise InputError(f"{path}: no rows (an empty file, or a header only)")
-    needed = [smiles_column, *label_columns] + ([split_column] if split_column else [])
-    for column in needed:
-        if column not in header:
-            raise InputError(f"{path}: no column {column!r}{_did_you_mean(column, header)}; the columns are {header}")
+        dataset = load_from_disk(str(path))
+        rows = ({k: "" if v is None else str(v) for k, v in row.items()} for row in dataset)
+        return list(dataset.column_names), rows
+    if kind == "smi":
+        return ["smiles", "name"], _smi_rows(path, smiles_column)
+    return _delimited_rows(path)
+
+
+def _table_from_rows(path, header, rows, smiles_column, label_columns, split_column, first_row) -> MoleculeTable:
     smiles = [row.get(smiles_column) or "" for row in rows]
-    table = MoleculeTable(str(path), smiles, label_names=label_columns)
+    table = MoleculeTable(str(path), smiles, label_names=label_columns, first_row=first_row)
     table.columns = {name: [row.get(name, "") for row in rows] for name in header}
     if label_columns:
-        table.labels, table.label_maps = _parse_labels(rows, label_columns, lambda i: repr(smiles[i]), path)
+        describe = lambda i: repr(smiles[i])  # noqa: E731
+        table.labels, table.label_maps = _parse_labels(rows, label_columns, describe, path, first_row)
     if split_column:
         table.split_values = [row.get(split_column, "") for row in rows]
     return table
@@ -173,21 +221,29 @@ def _open_text(path: Path):
     return opener(path, "rt", newline="", encoding="utf-8-sig")
 
 
-def _read_delimited(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+def _delimited_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
     delimiter = "\t" if ".tsv" in path.name.lower() else ","
     try:
-        with _open_text(path) as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            rows = [{k: (v or "") for k, v in row.items() if k is not None} for row in reader]
-            return list(reader.fieldnames or []), rows
+        handle = _open_text(path)
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        header = list(reader.fieldnames or [])
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: cannot be read as a table: {error}") from error
 
+    def rows() -> Iterator[dict[str, str]]:
+        with handle:
+            try:
+                for row in reader:
+                    yield {k: (v or "") for k, v in row.items() if k is not None}
+            except (OSError, EOFError, UnicodeDecodeError, csv.Error) as error:
+                raise InputError(f"{path}: cannot be read as a table (line {reader.line_num}): {error}") from error
 
-def _read_smi(path: Path, smiles_column: str) -> tuple[list[str], list[dict[str, str]]]:
+    return header, rows()
+
+
+def _smi_rows(path: Path, smiles_column: str) -> Iterator[dict[str, str]]:
     """A SMILES file: the first whitespace-separated field of each line, the rest of the line as ``name``; a first
     line whose first field is ``smiles`` (or ``smiles_column``) is a header."""
-    rows = []
     with _open_text(path) as handle:
         for number, line in enumerate(handle):
             fields = line.split(maxsplit=1)
@@ -195,27 +251,44 @@ def _read_smi(path: Path, smiles_column: str) -> tuple[list[str], list[dict[str,
                 continue
             if number == 0 and fields[0].lower() in (smiles_column.lower(), "smiles"):
                 continue
-            rows.append({"smiles": fields[0], "name": fields[1].strip() if len(fields) > 1 else ""})
-    return ["smiles", "name"], rows
+            yield {"smiles": fields[0], "name": fields[1].strip() if len(fields) > 1 else ""}
 
 
-def _read_sdf(path: Path, label_columns: list[str], split_column: str | None) -> MoleculeTable:
+def _sdf_record_chunks(path: Path, chunk_size: int | None) -> Iterator[tuple[list[SdfRecord], list[str]]]:
+    """Chunks of parsed records; a gzip stream cut short ends the file after its last complete record (said in
+    the notes of the last chunk, and in a warning)."""
+    chunk: list[SdfRecord] = []
+    seen = 0
+    records = read_sdf_records(path, parse=True)
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except (OSError, EOFError, zlib.error) as error:  # a partial download or copy
+            if not seen and not chunk:
+                raise InputError(f"{path}: cannot be read as an SDF: {error}") from error
+            note = (
+                f"{path}: the file ends early ({error}): the {seen + len(chunk)} complete records before the cut "
+                "are used, anything after them is missing"
+            )
+            logger.warning(note)
+            yield chunk, [note]
+            return
+        chunk.append(record)
+        if chunk_size and len(chunk) == chunk_size:
+            seen += len(chunk)
+            yield chunk, []
+            chunk = []
+    if chunk or not seen:
+        if not chunk:
+            raise InputError(f"{path}: no records")
+        yield chunk, []
+
+
+def _table_from_records(path, records, notes, label_columns, split_column, first_row) -> MoleculeTable:
     from rdkit import Chem, rdBase
 
-    records: list[SdfRecord] = []
-    notes = []
-    try:
-        records.extend(read_sdf_records(path, parse=True))
-    except (OSError, EOFError, zlib.error) as error:  # a gzip stream cut short (a partial download or copy)
-        if not records:
-            raise InputError(f"{path}: cannot be read as an SDF: {error}") from error
-        notes.append(
-            f"{path}: the file ends early ({error}): the {len(records)} complete records before the cut are used, "
-            "anything after them is missing"
-        )
-        logger.warning(notes[-1])
-    if not records:
-        raise InputError(f"{path}: no records")
     tags: dict[str, None] = {}
     for record in records:
         tags.update(dict.fromkeys(record.properties))
@@ -224,20 +297,21 @@ def _read_sdf(path: Path, label_columns: list[str], split_column: str | None) ->
     with rdBase.BlockLogs():
         for record in records:
             smiles.append(Chem.MolToSmiles(Chem.RemoveHs(record.mol)) if record.mol is not None else None)
-    table = MoleculeTable(str(path), smiles, label_names=label_columns, records=records, notes=notes)
+    table = MoleculeTable(
+        str(path), smiles, label_names=label_columns, records=records, notes=notes, first_row=first_row
+    )
     table.columns = {"title": [r.title for r in records]}
     table.columns.update({tag: [r.properties.get(tag, "") for r in records] for tag in tags})
     if label_columns:
         rows = [record.properties for record in records]
-        table.labels, table.label_maps = _parse_labels(
-            rows, label_columns, lambda i: f"{path.name} record {i} ({records[i].title!r})", path
-        )
+        describe = lambda i: f"{path.name} record {first_row + i} ({records[i].title!r})"  # noqa: E731
+        table.labels, table.label_maps = _parse_labels(rows, label_columns, describe, path, first_row)
     if split_column:
         table.split_values = [r.properties.get(split_column, "") for r in records]
     return table
 
 
-def _parse_labels(rows, label_columns, describe, path) -> tuple[np.ndarray, dict[str, dict[int, str]]]:
+def _parse_labels(rows, label_columns, describe, path, first_row=0) -> tuple[np.ndarray, dict[str, dict[int, str]]]:
     """``[rows, tasks]`` float32 labels through ``parse_label``; a column of exactly two texts becomes 0/1."""
     values = np.full((len(rows), len(label_columns)), np.nan, dtype=np.float32)
     maps: dict[str, dict[int, str]] = {}
@@ -246,7 +320,7 @@ def _parse_labels(rows, label_columns, describe, path) -> tuple[np.ndarray, dict
         first_error: InvalidLabelError | None = None
         for i, row in enumerate(rows):
             try:
-                values[i, j] = parse_label(row.get(column), i, describe(i), column)
+                values[i, j] = parse_label(row.get(column), first_row + i, describe(i), column)
             except InvalidLabelError as error:
                 texts.setdefault(str(row.get(column)).strip(), []).append(i)
                 first_error = first_error or error

@@ -92,32 +92,104 @@ def prediction_columns(
     return table
 
 
-def write_table(path: str | Path, columns: Mapping[str, Sequence]) -> Path:
-    """Write ``columns`` (name -> values, equal lengths) to ``path``: CSV (floats to 6 significant digits, NaN
-    empty) or Parquet (floats as float64 with nulls)."""
-    path = check_output_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(columns)
-    rows = len(next(iter(columns.values()))) if columns else 0
-    if path.name.lower().endswith(".parquet"):
+class TableWriter:
+    """Writes a table chunk by chunk (CSV, CSV.gz or Parquet by ``path``'s suffix), so that the predictions for a
+    library of millions of molecules never sit in memory at once. The first chunk fixes the columns."""
+
+    def __init__(self, path: str | Path):
+        self.path = check_output_path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.parquet = self.path.name.lower().endswith(".parquet")
+        self.names: list[str] | None = None
+        self._handle = self._writer = self._schema = None
+
+    def write(self, columns: Mapping[str, Sequence]) -> None:
+        if self.names is None:
+            self.names = list(columns)
+        elif list(columns) != self.names:
+            raise ValueError(f"chunk columns {list(columns)} differ from the first chunk's {self.names}")
+        if self.parquet:
+            self._write_parquet(columns)
+        else:
+            self._write_csv(columns)
+
+    def _write_csv(self, columns: Mapping[str, Sequence]) -> None:
+        if self._handle is None:
+            opener = gzip.open if self.path.name.lower().endswith(".gz") else open
+            self._handle = opener(self.path, "wt", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(self.names)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        for row in range(rows):
+            self._writer.writerow([_cell(columns[name][row]) for name in self.names])
+
+    def _write_parquet(self, columns: Mapping[str, Sequence]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         arrays = {}
-        for name in names:
+        for name in self.names:
             values = list(columns[name])
-            if values and all(isinstance(v, (float, np.floating)) for v in values):
-                arrays[name] = pa.array([None if math.isnan(v) else float(v) for v in values], pa.float64())
+            numeric = self._schema is not None and pa.types.is_floating(self._schema.field(name).type)
+            if numeric or (
+                self._schema is None and values and all(isinstance(v, (float, np.floating)) for v in values)
+            ):
+                arrays[name] = pa.array(
+                    [None if v is None or math.isnan(v) else float(v) for v in values], pa.float64()
+                )
             else:
-                arrays[name] = pa.array(values)
-        pq.write_table(pa.table(arrays), path)
+                arrays[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
+        table = pa.table(arrays) if self._schema is None else pa.table(arrays, schema=self._schema)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.path, self._schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self.parquet and self._writer is not None:
+            self._writer.close()
+        elif self._handle is not None:
+            self._handle.close()
+        self._handle = self._writer = None
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_table(path: str | Path, columns: Mapping[str, Sequence]) -> Path:
+    """Write ``columns`` (name -> values, equal lengths) to ``path``: CSV (floats to 6 significant digits, NaN
+    empty) or Parquet (floats as float64 with nulls, everything else as text)."""
+    with TableWriter(path) as writer:
+        writer.write(columns)
+    return writer.path
+
+
+def concatenate_files(parts: Sequence[Path], path: str | Path) -> Path:
+    """Join files written by ``TableWriter`` (the same columns), in order, into ``path``."""
+    path = check_output_path(path)
+    if path.name.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        writer = None
+        for part in parts:
+            table = pq.read_table(part)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
         return path
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "wt", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for row in range(rows):
-            writer.writerow([_cell(columns[name][row]) for name in names])
+    with opener(path, "wt", newline="") as out:
+        for number, part in enumerate(parts):
+            with opener(part, "rt", newline="") as handle:
+                header = handle.readline()
+                if number == 0:
+                    out.write(header)
+                for line in handle:
+                    out.write(line)
     return path
 
 
