@@ -380,3 +380,13 @@ def same_table(a: list[dict], b: list[dict]) -> None:
                 assert float(value) == pytest.approx(float(row_b[key]), rel=1e-4, abs=1e-5), key
             except ValueError:
                 assert value == row_b[key], key
+
+
+def test_a_seed_model_exported_alone_gets_the_runs_card(regression_run, tmp_path):
+    from modeling_moleblend.hub import export_for_hub
+
+    data, out, _ = regression_run
+    folder = export_for_hub(out / "seeds" / "seed_1" / "model", tmp_path / "hub", regenerate_card=True)
+    card = (folder / "README.md").read_text()
+    assert "# moleblend-data" in card and "seed_1" not in card.split("\n## ")[0]
+    assert data.name in card and "scaffold" in card and "rmse" in card
