@@ -33,8 +33,8 @@ from .hub_card import CardInfo, MetricSummary, write_model_card
 from .inference import model_class_for
 from .modeling_moleblend import MoleBlendForPropertyPrediction
 from .tokenization import MoleBlendFeaturizer
-from .training.finetune import FinetuneResult, HubArguments
-from .training.pretrain import LOSS_COMPONENTS, PretrainResult
+from .training.finetuning import FinetuneResult, HubArguments
+from .training.pretraining import LOSS_COMPONENTS, PretrainResult
 
 logger = logging.getLogger(__name__)
 

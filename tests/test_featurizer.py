@@ -41,7 +41,13 @@ from modeling_moleblend.tokenization.molecular_graph_moleblend import (
     BOND_FEATURE_OFFSETS,
     MAX_BONDS,
     SPD_UNREACHABLE,
+    atom_feature_values,
+    bond_feature_values,
+    canonical_ranks,
+    graph_degree,
+    molecule_relations,
     shortest_path_bonds,
+    shortest_path_matrix,
 )
 
 ATOM_OFFSETS = np.asarray(ATOM_FEATURE_OFFSETS)
@@ -170,6 +176,259 @@ def test_path_bonds_walk_shortest_paths_on_real_molecules(esol_smiles):
                     at = b if at == a else a
                 if 0 < distance <= 5:
                     assert at == j
+
+
+# ---------------------------------------------------------------- vectorised relations == the reference loops
+
+# The per-atom / per-bond loops that molecule_relations used before it was vectorised, kept verbatim (up to names) as
+# the reference: the vectorised functions must give identical arrays (dtype, shape, values, tie-breaking).
+_REFERENCE_CHIRALITY = {
+    Chem.ChiralType.CHI_UNSPECIFIED: 0,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CW: 1,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CCW: 2,
+    Chem.ChiralType.CHI_OTHER: 3,
+}
+_REFERENCE_HYBRIDIZATION = {
+    Chem.HybridizationType.SP: 0,
+    Chem.HybridizationType.SP2: 1,
+    Chem.HybridizationType.SP3: 2,
+    Chem.HybridizationType.SP3D: 3,
+    Chem.HybridizationType.SP3D2: 4,
+}
+_REFERENCE_BOND_TYPE = {
+    Chem.BondType.SINGLE: 0,
+    Chem.BondType.DOUBLE: 1,
+    Chem.BondType.TRIPLE: 2,
+    Chem.BondType.AROMATIC: 3,
+}
+_REFERENCE_BOND_STEREO = {
+    Chem.BondStereo.STEREONONE: 0,
+    Chem.BondStereo.STEREOZ: 1,
+    Chem.BondStereo.STEREOE: 2,
+    Chem.BondStereo.STEREOCIS: 3,
+    Chem.BondStereo.STEREOTRANS: 4,
+    Chem.BondStereo.STEREOANY: 5,
+}
+
+
+def _reference_atom_feature_values(mol) -> np.ndarray:
+    """[atoms, 9] int16 raw atom features, one Python loop over the atoms (the pre-vectorisation code)."""
+    rows = []
+    atom_at = mol.GetAtomWithIdx
+    for index in range(mol.GetNumAtoms()):
+        atom = atom_at(index)
+        z = atom.GetAtomicNum()
+        degree = atom.GetTotalDegree()
+        charge = atom.GetFormalCharge() + 5
+        hydrogens = atom.GetTotalNumHs(includeNeighbors=True)
+        radicals = atom.GetNumRadicalElectrons()
+        rows.append(
+            (
+                z - 1 if 1 <= z <= 118 else 118,
+                _REFERENCE_CHIRALITY.get(atom.GetChiralTag(), 4),
+                degree if degree <= 10 else 11,
+                charge if 0 <= charge <= 10 else 11,
+                hydrogens if hydrogens <= 8 else 9,
+                radicals if radicals <= 4 else 5,
+                _REFERENCE_HYBRIDIZATION.get(atom.GetHybridization(), 5),
+                atom.GetIsAromatic(),
+                atom.IsInRing(),
+            )
+        )
+    return np.array(rows, dtype=np.int16).reshape(-1, len(ATOM_FEATURE_OFFSETS))
+
+
+def _reference_bond_feature_values(mol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Begin [bonds], end [bonds] int64 and [bonds, 3] int16 raw bond features, one loop over the bonds."""
+    begin, end, rows = [], [], []
+    bond_at = mol.GetBondWithIdx
+    for index in range(mol.GetNumBonds()):
+        bond = bond_at(index)
+        begin.append(bond.GetBeginAtomIdx())
+        end.append(bond.GetEndAtomIdx())
+        bond_type = _REFERENCE_BOND_TYPE.get(bond.GetBondType(), 4)
+        stereo = _REFERENCE_BOND_STEREO.get(bond.GetStereo(), 6) if bond_type == 1 else 0
+        rows.append((bond_type, stereo, bond.GetIsConjugated()))
+    features = np.array(rows, dtype=np.int16).reshape(-1, len(BOND_FEATURE_OFFSETS))
+    return np.array(begin, dtype=np.int64), np.array(end, dtype=np.int64), features
+
+
+def _reference_shortest_path_bonds(spd, begin, end, max_hops=5, atom_rank=None) -> np.ndarray:
+    """[atoms, atoms, max_hops] int16: the reference walk (directed edges sorted by (source, rank of target), the
+    first edge that shortens the distance to j taken at each step)."""
+    n = spd.shape[0]
+    num_bonds = len(begin)
+    path = np.zeros((n, n, max_hops), dtype=np.int16)
+    if num_bonds == 0 or max_hops == 0:
+        return path
+    source = np.concatenate([begin, end])
+    target = np.concatenate([end, begin])
+    bond_id = np.concatenate([np.arange(1, num_bonds + 1)] * 2)
+    order = np.lexsort((target if atom_rank is None else atom_rank[target], source))
+    source, target, bond_id = source[order], target[order], bond_id[order]
+    num_edges = len(source)
+    is_step = spd[target] == (spd[source] - 1)
+    candidate = np.where(is_step, np.arange(num_edges)[:, None], num_edges)
+    group_starts = np.flatnonzero(np.concatenate(([True], source[1:] != source[:-1])))
+    next_edge = np.full((n, n), num_edges, dtype=np.int64)
+    next_edge[source[group_starts]] = np.minimum.reduceat(candidate, group_starts, axis=0)
+    bond_of_edge = np.append(bond_id, 0).astype(np.int16)
+    target_of_edge = np.append(target, 0)
+    current = np.repeat(np.arange(n)[:, None], n, axis=1)
+    columns = np.arange(n)[None, :]
+    for hop in range(max_hops):
+        edge = next_edge[current, columns]
+        stepped = edge != num_edges
+        if not stepped.any():
+            break
+        path[:, :, hop] = bond_of_edge[edge]
+        current = np.where(stepped, target_of_edge[edge], current)
+    return path
+
+
+def _reference_molecule_relations(mol, max_hops: int = 5) -> dict[str, np.ndarray]:
+    atom_values = _reference_atom_feature_values(mol)
+    begin, end, bond_values = _reference_bond_feature_values(mol)
+    spd = shortest_path_matrix(mol)
+    return {
+        "atom_ids": (atom_values + np.asarray(ATOM_FEATURE_OFFSETS, dtype=np.int16) + 1).astype(np.int16),
+        "degree": graph_degree(mol.GetNumAtoms(), begin, end),
+        "spd": spd,
+        "bond_features": (bond_values + np.asarray(BOND_FEATURE_OFFSETS, dtype=np.int16) + 1).astype(np.int16),
+        "path_bonds": _reference_shortest_path_bonds(spd, begin, end, max_hops, canonical_ranks(mol)),
+    }
+
+
+_VARIED_SMILES_BY_KIND = {
+    "salts, mixtures, single atoms": "[Na+].[Cl-] CC(=O)[O-].[Na+] c1ccccc1.CCO.O [NH4+].[O-]S(=O)(=O)[O-].[NH4+] C O",
+    "fused, bridged, spiro, cage, 4/8-membered and macro rings": (
+        "C1CC2CCC1CC2 c1ccc2ccccc2c1 c1ccc2c(c1)ccc1ccccc12 C1CCC2(CC1)CCCC2 C12C3C4C1C5C2C3C45 C1C2CC3CC1CC(C2)C3 "
+        "C1CCC1 C1=CC=CC=CC=C1 C1CCCCCCCCCCCCCCCCCCCC1 c1ccccc1-c1ccccc1"
+    ),
+    "chains longer than 5 bonds": "CCCCCCCCCCCCCCCCCC OCCOCCOCCOCCOCCO CC(C)(C)CCCCCCC(C)(C)C",
+    "E/Z, tetrahedral, ring stereo, square-planar / bipyramidal tags": (
+        r"F/C=C/F F/C=C\F C/C=C/C=C/C C[C@H](N)C(=O)O C[C@@H]1CC[C@H](O)CC1 N[C@@H](Cc1ccccc1)C(=O)O "
+        "C/C=C/[C@@H](C)Cl C[Pt@SP1](F)(Cl)Br S[As@TB1](F)(Cl)(Br)N C=C=C"
+    ),
+    "charges and radicals": (
+        "C[N+](C)(C)C [O-][N+](=O)c1ccccc1 [Fe+3] [U+7] [C-]#[O+] [NH3+]CC([O-])=O [CH3] [O] C[CH2] [CH]C [C]"
+    ),
+    "aromatic heterocycles": (
+        "c1ccncc1 c1cc[nH]c1 c1ccoc1 c1ccsc1 c1ncncn1 Cn1cnc2c1c(=O)n(C)c(=O)n2C c1ccc2[nH]ccc2c1 c1cc[se]c1 "
+        "c1ccc2ncccc2c1 O=c1cc[nH]cc1"
+    ),
+    "hypervalent, high degree, triple, dative and quadruple bonds": (
+        "F[S](F)(F)(F)(F)F FP(F)(F)(F)F O=S(=O)(O)O [Fe](C=O)(C=O)(C=O)(C=O)C=O F[Si-2](F)(F)(F)(F)F CC#N C#CC#C "
+        "[Cu]<-N C$C C(C)(C)(C)C"
+    ),
+    "hydrogens, isotopes, dummy atoms": "[2H]C([2H])([2H])O [H][H] [3H]O [H]C([H])([H])[H] *CC [*:1]c1ccccc1 [13CH4]",
+}
+VARIED_SMILES = [smiles for group in _VARIED_SMILES_BY_KIND.values() for smiles in group.split()]
+
+
+def _odd_molecules() -> list:
+    """Molecules no SMILES gives: unusual bond types (zero, ionic, dative, 1.5, hydrogen, other), radicals, chiral
+    tags and hybridizations set by hand."""
+    mols = []
+    for bond_type in (
+        Chem.BondType.ZERO,
+        Chem.BondType.IONIC,
+        Chem.BondType.DATIVEONE,
+        Chem.BondType.ONEANDAHALF,
+        Chem.BondType.HYDROGEN,
+        Chem.BondType.OTHER,
+        Chem.BondType.QUINTUPLE,
+        Chem.BondType.UNSPECIFIED,
+    ):
+        mol = Chem.RWMol(Chem.MolFromSmiles("CC(=O)N"))
+        mol.GetBondWithIdx(1).SetBondType(bond_type)
+        mol.UpdatePropertyCache(strict=False)
+        mols.append(mol.GetMol())
+    mol = Chem.RWMol(Chem.MolFromSmiles("CC=CCO"))
+    mol.GetAtomWithIdx(0).SetNumRadicalElectrons(7)
+    mol.GetAtomWithIdx(1).SetChiralTag(Chem.ChiralType.CHI_OCTAHEDRAL)
+    mol.GetAtomWithIdx(2).SetHybridization(Chem.HybridizationType.SP3D)
+    mol.GetAtomWithIdx(3).SetHybridization(Chem.HybridizationType.S)
+    mol.GetAtomWithIdx(4).SetFormalCharge(-9)
+    mol.GetBondWithIdx(1).SetStereo(Chem.BondStereo.STEREOATROPCW)
+    mols.append(mol.GetMol())
+    aromatic_sp3 = Chem.RWMol(Chem.MolFromSmiles("c1ccccc1"))
+    aromatic_sp3.GetAtomWithIdx(0).SetHybridization(Chem.HybridizationType.SP3)
+    mols.append(aromatic_sp3.GetMol())
+    return mols
+
+
+def _renumbered(mol, rng) -> Chem.Mol:
+    """The molecule with its atoms (and so its bonds) in a random order, sanitized as the featurizer does."""
+    renumbered = Chem.RenumberAtoms(mol, [int(i) for i in rng.permutation(mol.GetNumAtoms())])
+    Chem.SanitizeMol(renumbered)
+    return renumbered
+
+
+def _assert_same_relations(expected: dict, actual: dict, what: str) -> None:
+    assert list(actual) == list(expected), what
+    for key, value in expected.items():
+        assert actual[key].dtype == value.dtype and actual[key].shape == value.shape, (what, key)
+        np.testing.assert_array_equal(actual[key], value, err_msg=f"{what}: {key}")
+
+
+def test_vectorised_relations_equal_the_reference(esol_smiles):
+    """ESOL, hand-picked hard cases, their explicit-H forms and random atom orders: every relation array equals the
+    pre-vectorisation loops, tie-breaking among equally short paths included."""
+    rng = np.random.default_rng(0)
+    mols = [Chem.MolFromSmiles(smiles) for smiles in esol_smiles + VARIED_SMILES]
+    assert all(mol is not None for mol in mols)
+    mols += [Chem.AddHs(mol) for mol in mols[::25]] + [Chem.AddHs(Chem.MolFromSmiles(s)) for s in VARIED_SMILES]
+    mols += [_renumbered(mol, rng) for mol in mols[::2]]
+    mols += _odd_molecules()
+    tied = 0
+    for index, mol in enumerate(mols):
+        what = f"molecule {index}: {Chem.MolToSmiles(mol)}"
+        expected = _reference_molecule_relations(mol)
+        _assert_same_relations(expected, molecule_relations(mol), what)
+        tied += bool(
+            (
+                expected["path_bonds"]
+                != _reference_shortest_path_bonds(expected["spd"], *_reference_bond_feature_values(mol)[:2])
+            ).any()
+        )
+    assert len(mols) > 2000 and tied > 300  # the canonical-rank tie-breaking was exercised
+
+
+def test_vectorised_relations_of_real_fragments_and_hop_caps(esol_smiles):
+    """Other max_hops (0..7) and multi-fragment inputs built from ESOL pairs."""
+    for first, second in zip(esol_smiles[:60:3], esol_smiles[1:61:3]):
+        mol = Chem.MolFromSmiles(f"{first}.{second}")
+        for max_hops in (0, 1, 3, 7):
+            expected = _reference_molecule_relations(mol, max_hops)
+            _assert_same_relations(expected, molecule_relations(mol, max_hops), f"{first}.{second} hops={max_hops}")
+
+
+def test_vectorised_walk_equals_the_reference_with_any_ranks(esol_smiles):
+    """shortest_path_bonds with no ranks (atom index), tied ranks and arbitrary ranks: the same first steps."""
+    rng = np.random.default_rng(1)
+    for smiles in esol_smiles[:150]:
+        mol = Chem.MolFromSmiles(smiles)
+        spd = shortest_path_matrix(mol)
+        begin, end, _ = bond_feature_values(mol)
+        n = mol.GetNumAtoms()
+        for rank in (None, np.zeros(n, np.int64), rng.integers(0, 3, n), rng.integers(-1000, 1000, n)):
+            expected = _reference_shortest_path_bonds(spd, begin, end, 5, rank)
+            actual = shortest_path_bonds(spd, begin, end, 5, rank)
+            assert actual.dtype == np.int16 and actual.shape == expected.shape
+            np.testing.assert_array_equal(actual, expected, err_msg=smiles)
+
+
+def test_vectorised_atom_and_bond_values_equal_the_reference(esol_smiles):
+    """The public per-molecule helpers on their own (atom_feature_values reads the bonds itself when not given)."""
+    for smiles in esol_smiles[::10] + VARIED_SMILES:
+        mol = Chem.MolFromSmiles(smiles)
+        expected_atoms = _reference_atom_feature_values(mol)
+        np.testing.assert_array_equal(atom_feature_values(mol), expected_atoms, err_msg=smiles)
+        assert atom_feature_values(mol).dtype == np.int16
+        for expected, actual in zip(_reference_bond_feature_values(mol), bond_feature_values(mol)):
+            assert actual.dtype == expected.dtype and actual.shape == expected.shape
+            np.testing.assert_array_equal(actual, expected, err_msg=smiles)
 
 
 # ---------------------------------------------------------------- hydrogens

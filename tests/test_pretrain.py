@@ -29,7 +29,7 @@ from modeling_moleblend.cli.main import main as moleblend
 from modeling_moleblend.data import LengthBucketedBatchSampler, read_molecule_table, split_train_validation
 from modeling_moleblend.training.checkpoints import checkpoint_problem, find_latest_checkpoint, read_jsonl
 from modeling_moleblend.training.common import parse_config_overrides
-from modeling_moleblend.training.pretrain import LOSS_COMPONENTS, tracker_config
+from modeling_moleblend.training.pretraining import LOSS_COMPONENTS, tracker_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = resources.files("modeling_moleblend").joinpath("data/qm9_sample.sdf.gz")
@@ -151,7 +151,7 @@ def test_split_latest_checkpoint_and_corpus_formats(tmp_path):
 
 
 def test_tracker_config_never_holds_a_token(tmp_path):
-    from modeling_moleblend.training.pretrain import PretrainArguments
+    from modeling_moleblend.training.pretraining import PretrainArguments
 
     args = PretrainArguments(train_file=tmp_path / "x.sdf", output_dir=tmp_path, hub_token="hf_secret123")
     config = tracker_config(args)

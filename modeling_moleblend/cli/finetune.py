@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.finetune import FinetuneArguments, finetune, summary_text
+from ..training.finetuning import FinetuneArguments, finetune, summary_text
 from .common import add_dataclass_arguments, dataclass_from_namespace
 
 NAME = "finetune"

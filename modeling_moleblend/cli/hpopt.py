@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.finetune import summary_text
+from ..training.finetuning import summary_text
 from ..training.hpopt import DEFAULT_SEARCH_SPACE, HpoptArguments, hpopt
 from .common import add_dataclass_arguments, dataclass_from_namespace
 

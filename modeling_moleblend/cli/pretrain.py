@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.pretrain import PretrainArguments, pretrain
+from ..training.pretraining import PretrainArguments, pretrain
 from .common import add_dataclass_arguments, dataclass_from_namespace
 
 NAME = "pretrain"

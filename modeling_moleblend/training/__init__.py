@@ -2,8 +2,8 @@
 protocol, one model per seed) and ``pretrain`` (Accelerate, blend-then-predict, exact resume); the checkpoint
 helpers they share live in ``checkpoints``."""
 
-from .finetune import FinetuneArguments, FinetuneResult, HubArguments, finetune
-from .pretrain import PretrainArguments, PretrainResult, pretrain
+from .finetuning import FinetuneArguments, FinetuneResult, HubArguments, finetune
+from .pretraining import PretrainArguments, PretrainResult, pretrain
 
 __all__ = [
     "FinetuneArguments",

@@ -31,7 +31,7 @@ from transformers import TrainerCallback
 from ..data import InputError
 from ..files import write_json_atomic
 from .common import option
-from .finetune import FinetuneArguments, FinetuneResult, finetune
+from .finetuning import FinetuneArguments, FinetuneResult, finetune
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def _is_classification(args: HpoptArguments) -> bool:
     if args.problem_type != "auto":
         return args.problem_type == "classification"
     from ..data import infer_problem_type
-    from .finetune import read_training_table
+    from .finetuning import read_training_table
 
     return infer_problem_type(read_training_table(args).labels) != "regression"
 
