@@ -292,7 +292,7 @@ def test_every_subcommand_has_help_with_an_example_and_defaults(capsys):
     parser.parse_args(["finetune", "--train_file", "x", "--label_columns", "y", "--output_dir", "o"])
     with pytest.raises(SystemExit):
         parser.parse_args(["finetune", "--help"])
-    assert "(default: 0.0001)" in capsys.readouterr().out
+    assert "(default: 0.0005)" in capsys.readouterr().out
 
 
 @pytest.mark.slow
