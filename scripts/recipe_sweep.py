@@ -21,12 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-MOLECULENET = {
-    "esol": ("esol.csv", "logS"),
-    "freesolv": ("freesolv.csv", "hydration_free_energy"),
-    "lipophilicity": ("lipophilicity.csv", "logD"),
-    "bbbp": ("bbbp.csv", "p_np"),
-}
+from benchmark_finetune import MOLECULENET  # noqa: E402  (the data sets' files and labels, one table)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
