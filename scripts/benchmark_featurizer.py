@@ -13,7 +13,7 @@ Phases:
   3d_wall   the same with one worker per core
   sdf       the generated conformers written to an SDF, read back with conformer="input"
 Numbers are printed as a table and written to --output (JSON). This machine is noisy: compare ratios measured
-in one run, not across runs.
+in one run, not across runs (--repeat N interleaves N runs of the phases and takes each phase's best).
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_3d", type=int, default=200, help="molecules for the 3D phases")
     parser.add_argument("--no_mmff", action="store_true", help="ETKDG only (default: ETKDG + MMFF)")
     parser.add_argument("--phases", nargs="*", default=list(PHASES), choices=PHASES)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the phases this many times, interleaved; ratios use each phase's best",
+    )
     parser.add_argument("--output", type=Path, default=Path("outputs/benchmark_featurizer.json"))
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)  # internal: run one phase
     parser.add_argument("--sdf", type=Path, default=None, help=argparse.SUPPRESS)
@@ -157,7 +163,7 @@ def main(argv=None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         sdf = Path(tmp) / "generated.sdf"
-        for phase in args.phases:
+        for phase in [phase for _ in range(args.repeat) for phase in args.phases]:
             command = [sys.executable, __file__, "--phase", phase, "--smiles_column", args.smiles_column]
             command += ["--num_2d", str(args.num_2d), "--num_3d", str(args.num_3d), "--sdf", str(sdf)]
             command += ["--input", str(args.input)] if args.input else []
@@ -181,10 +187,16 @@ def main(argv=None) -> int:
                 f"children {row['peak_rss_children_mb']:.0f})  {extra}",
                 flush=True,
             )
-    by_phase = {row["phase"]: row for row in results}
+    by_phase = {}  # the fastest run of each phase (a noisy machine only ever slows a run down)
+    for row in results:
+        if row["phase"] not in by_phase or row["molecules_per_s"] > by_phase[row["phase"]]["molecules_per_s"]:
+            by_phase[row["phase"]] = row
     ratios = {}
     if "floor" in by_phase and "2d" in by_phase:
         ratios["2d_vs_floor"] = by_phase["2d"]["molecules_per_s"] / by_phase["floor"]["molecules_per_s"]
+        ratios["2d_second_pass_vs_floor"] = (
+            by_phase["2d"]["molecules_per_s_second_pass"] / by_phase["floor"]["molecules_per_s"]
+        )
     if "3d_rdkit" in by_phase and "3d_w1" in by_phase:
         ratios["3d_w1_time_vs_rdkit"] = by_phase["3d_w1"]["ms_per_molecule"] / by_phase["3d_rdkit"]["ms_per_molecule"]
     if "3d_w1" in by_phase and "3d_wall" in by_phase:
@@ -193,7 +205,9 @@ def main(argv=None) -> int:
         print(f"{name}: {value:.2f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
-        json.dumps({"input": str(args.input or "ESOL"), "phases": results, "ratios": ratios}, indent=2)
+        json.dumps(
+            {"input": str(args.input or "ESOL"), "repeat": args.repeat, "phases": results, "ratios": ratios}, indent=2
+        )
     )
     print(f"written to {args.output}")
     return 0

@@ -327,8 +327,8 @@ VARIED_SMILES = [smiles for group in _VARIED_SMILES_BY_KIND.values() for smiles 
 
 
 def _odd_molecules() -> list:
-    """Molecules no SMILES gives: unusual bond types (zero, ionic, dative, 1.5, hydrogen, other), radicals, chiral
-    tags and hybridizations set by hand."""
+    """Molecules no SMILES gives: unusual bond types (zero, ionic, dative, 1.5, hydrogen, quintuple, unspecified),
+    radicals, chiral tags and hybridizations set by hand."""
     mols = []
     for bond_type in (
         Chem.BondType.ZERO,
@@ -336,7 +336,6 @@ def _odd_molecules() -> list:
         Chem.BondType.DATIVEONE,
         Chem.BondType.ONEANDAHALF,
         Chem.BondType.HYDROGEN,
-        Chem.BondType.OTHER,
         Chem.BondType.QUINTUPLE,
         Chem.BondType.UNSPECIFIED,
     ):
@@ -379,7 +378,7 @@ def test_vectorised_relations_equal_the_reference(esol_smiles):
     mols = [Chem.MolFromSmiles(smiles) for smiles in esol_smiles + VARIED_SMILES]
     assert all(mol is not None for mol in mols)
     mols += [Chem.AddHs(mol) for mol in mols[::25]] + [Chem.AddHs(Chem.MolFromSmiles(s)) for s in VARIED_SMILES]
-    mols += [_renumbered(mol, rng) for mol in mols[::2]]
+    mols += [_renumbered(mol, rng) for mol in mols]
     mols += _odd_molecules()
     tied = 0
     for index, mol in enumerate(mols):
@@ -392,7 +391,7 @@ def test_vectorised_relations_equal_the_reference(esol_smiles):
                 != _reference_shortest_path_bonds(expected["spd"], *_reference_bond_feature_values(mol)[:2])
             ).any()
         )
-    assert len(mols) > 2000 and tied > 300  # the canonical-rank tie-breaking was exercised
+    assert len(mols) > 2500 and tied > 500  # thousands of molecules, the canonical-rank tie-breaking exercised
 
 
 def test_vectorised_relations_of_real_fragments_and_hop_caps(esol_smiles):
