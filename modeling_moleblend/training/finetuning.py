@@ -358,18 +358,18 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
     state.wait_for_everyone()  # every process has checked before the main one writes
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        (out / RUN_SETTINGS_NAME).write_text(json.dumps(settings, indent=2))
+        write_json_atomic(out / RUN_SETTINGS_NAME, settings)
     data = prepare_data(args, table, featurizer, state, out)
 
     # ---- one model per seed; selection on validation only
     per_seed, histories, member_outputs = [], {}, {}
     model = None
     for seed in args.seeds:
-        result, history, test_output, model = train_seed(args, seed, data, config, start, featurizer, state, out,
-                                                         callbacks)  # fmt: skip
+        result, history, outputs, model = train_seed(args, seed, data, config, start, featurizer, state, out,
+                                                     callbacks)  # fmt: skip
         if result is None:
             continue  # not the main process: the main one scores and writes
-        histories[seed], member_outputs[seed] = history, test_output
+        histories[seed], member_outputs[seed] = history, outputs
         per_seed.append(result)
         logger.info(
             "seed %d: best epoch %s, validation %s, test %s",
