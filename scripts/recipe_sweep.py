@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compare finetuning recipes on validation: one `moleblend finetune` per (data set, arm), the same split and seeds.
 
-    python scripts/recipe_sweep.py --data_dir ../shared/data --datasets bbbp lipophilicity \\
+    python scripts/recipe_sweep.py --data_dir path/to/moleculenet_csvs --datasets bbbp lipophilicity \\
         --arm default= --arm mean="--readout mean" \\
         --arm concat_lr5e-4="--readout graph_token+mean --learning_rate 5e-4" \\
         --seeds 0 --epochs 30 --output_dir runs/recipe
