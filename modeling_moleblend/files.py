@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 TEMPORARY_PREFIX = ".incomplete-"
@@ -42,16 +41,6 @@ def publish(temporary: str | Path, folder: str | Path) -> Path:
     os.replace(temporary, folder)
     _fsync_folder(folder.parent)
     return folder
-
-
-def save_atomically(folder: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary_folder)``, then ``publish`` it as ``folder``: a kill at any point leaves ``folder``
-    complete or as it was."""
-    temporary = temporary_folder(folder)
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    write(temporary)
-    return publish(temporary, folder)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -156,7 +156,8 @@ def test_text_class_labels_and_multitask_classification(tmp_path, esol_rows):
     results = json.loads((out / "results.json").read_text())
     assert results["data"]["problem_type"] == "multi_label_classification"
     assert results["data"]["label_values"] == {"soluble": {"0": "no", "1": "yes"}}
-    assert (out / "roc.png").exists()
+    assert (out / "roc.png").exists() and (out / "reliability.png").stat().st_size > 0
+    assert set(results["uncertainty"]["test"]["soluble"]) >= {"temperature", "ece", "ece_before", "brier"}
     test = results["per_seed"][0]["test"]
     assert test["n_tasks_scored"] + len(test["skipped_tasks"]) == 2
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")

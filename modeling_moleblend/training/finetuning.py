@@ -35,9 +35,14 @@ from ..data.splits import carve_validation, column_split
 from ..data.tables import concatenate_tables
 from ..evaluation.baselines import random_forest_baseline
 from ..evaluation.metrics import aggregate_seeds, classification_metrics, regression_metrics
-from ..evaluation.plots import plot_learning_curve, plot_parity, plot_roc
+from ..evaluation.plots import plot_learning_curve, plot_parity, plot_reliability, plot_roc
 from ..evaluation.predictions import prediction_columns, write_table
-from ..evaluation.uncertainty import classification_calibration, regression_uncertainty
+from ..evaluation.uncertainty import (
+    Calibration,
+    calibrated_probabilities,
+    classification_calibration,
+    regression_uncertainty,
+)
 from ..files import write_json_atomic
 from ..inference import predict_properties, resolve_model_paths, to_probabilities
 from ..modeling_moleblend import MoleBlendForPropertyPrediction
@@ -768,6 +773,10 @@ def write_outputs(args: FinetuneArguments, result: FinetuneResult, data: Finetun
     mean_test = probabilities.mean(axis=0)
     if problem_type == CLASSIFICATION:
         plot_roc(data.labels["test"], mean_test, out / "roc.png", label_names, title="Test ROC (mean of seeds)")
+        mean_logit = stacked.mean(axis=0)  # the first task's reliability, before and after the fitted temperature
+        before = 1 / (1 + np.exp(-mean_logit[:, 0]))
+        after = calibrated_probabilities(mean_logit, Calibration.load(out))[:, 0]
+        plot_reliability(data.labels["test"][:, 0], before, after, out / "reliability.png")
     else:
         plot_parity(
             data.labels["test"], mean_test, out / "parity.png", label_names, title="Test parity (mean of seeds)"
