@@ -148,16 +148,20 @@ class MoleBlendBondPathBias(nn.Module):
         `[batch, bonds, 3]` -> `[batch, heads, atoms, atoms]`."""
         batch, atoms = path_bonds.shape[:2]
         path_bonds = path_bonds[..., : self.max_hops].long()
+        hops = path_bonds.shape[-1]
         bonds = self.bond_embedding(bond_features.long()).mean(dim=-2)  # [batch, bonds, heads]
-        heads = bonds.shape[-1]
-        total = bonds.new_zeros(batch, atoms * atoms, heads)
-        # Transform the few bonds per hop first, then gather per pair: never a [batch, atoms, atoms, hops, heads]
-        for hop in range(path_bonds.shape[-1]):
-            rows = path_bonds[..., hop].reshape(batch, atoms * atoms, 1)
-            per_bond = bonds @ self.hop_matrices[hop]  # [batch, bonds, heads]
-            total = total + per_bond.gather(1, rows.expand(-1, -1, heads)) * (rows > 0)
-        num_hops = (path_bonds > 0).sum(-1).reshape(batch, atoms * atoms, 1).clamp(min=1)
-        return (total / num_hops).reshape(batch, atoms, atoms, heads).permute(0, 3, 1, 2)
+        num_bonds = bonds.shape[1]
+        # Transform the few bonds once per hop, then gather per pair and hop: never a [batch, atoms, atoms, hops,
+        # heads] tensor. Row 0 of each molecule ("no bond") is zeroed, so absent hops add nothing.
+        per_bond = torch.einsum("bnh,khg->bkng", bonds, self.hop_matrices[:hops])  # [batch, hops, bonds, heads]
+        per_bond = per_bond * (torch.arange(num_bonds, device=bonds.device) > 0)[:, None]
+        total = None
+        for hop in range(hops):
+            rows = path_bonds[..., hop].reshape(batch, atoms * atoms, 1).expand(-1, -1, per_bond.shape[-1])
+            gathered = per_bond[:, hop].gather(1, rows)  # [batch, atoms * atoms, heads]
+            total = gathered if total is None else total + gathered
+        num_hops = (path_bonds > 0).sum(-1, keepdim=True).clamp(min=1)
+        return (total.view(batch, atoms, atoms, -1) / num_hops).permute(0, 3, 1, 2)
 
 
 class MoleBlendGaussianKernels(nn.Module):
@@ -230,11 +234,11 @@ class MoleBlendAttentionBias(nn.Module):
     def forward(self, pair_bias: torch.Tensor, atom_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """`pair_bias` `[batch, heads, atoms, atoms]` -> `[batch, heads, tokens, tokens]` in `dtype`."""
         batch, heads, atoms, _ = pair_bias.shape
-        row = pair_bias.new_zeros(batch, heads, 1, atoms + 1)
-        column = self.graph_token_column.to(pair_bias.dtype).view(1, heads, 1, 1).expand(batch, heads, atoms, 1)
-        bias = torch.cat([row, torch.cat([column, pair_bias], dim=-1)], dim=-2).to(dtype)
+        bias = pair_bias.new_zeros(batch, heads, atoms + 1, atoms + 1, dtype=dtype)  # one pass, written in place
+        bias[:, :, 1:, 1:] = pair_bias
+        bias[:, :, 1:, 0] = self.graph_token_column.to(dtype)[None, :, None]
         key_mask = torch.cat([atom_mask.new_ones(batch, 1), atom_mask], dim=1)
-        return bias.masked_fill(~key_mask[:, None, None, :], torch.finfo(dtype).min).contiguous()
+        return bias.masked_fill_(~key_mask[:, None, None, :], torch.finfo(dtype).min)
 
 
 class MoleBlendEmbeddings(nn.Module):
@@ -256,7 +260,11 @@ class MoleBlendEmbeddings(nn.Module):
 
     def forward(self, atom_ids: torch.Tensor, structure_feature: torch.Tensor | None) -> torch.Tensor:
         """`atom_ids` `[batch, atoms, 9]`, `structure_feature` `[batch, atoms, hidden]` -> `[batch, tokens, hidden]`."""
-        atoms = self.atom_embedding(atom_ids.long()).sum(dim=-2)
+        batch, num_atoms, num_features = atom_ids.shape
+        # one gather-and-sum (never a [batch, atoms, 9, hidden] tensor); row 0 (padding) is zero
+        flat_ids = atom_ids.reshape(-1, num_features).long()
+        atoms = F.embedding_bag(flat_ids, self.atom_embedding.weight, mode="sum", padding_idx=0)
+        atoms = atoms.view(batch, num_atoms, -1)
         if structure_feature is not None:
             atoms = atoms + structure_feature
         graph_token = self.graph_token.to(atoms.dtype).expand(atoms.shape[0], 1, -1)
@@ -265,6 +273,19 @@ class MoleBlendEmbeddings(nn.Module):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Encoder
+
+
+def attention_keep_mask(weights: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """The dropout keep mask of the `[batch * heads, tokens, tokens]` attention weights and its rescaling factor.
+
+    Drawn 16 bits at a time from 64-bit random words (the torch generator, so seeded as usual): on CPU,
+    `bernoulli_` costs more than the attention products at molecule sizes. An entry is kept with probability
+    1 - round(p * 2^16) / 2^16."""
+    level = round(p * 65536)
+    count = weights.numel()
+    words = torch.empty((count + 3) // 4, dtype=torch.int64, device=weights.device).random_(-(2**63), 2**63 - 1)
+    keep = (words.view(torch.int16)[:count] >= level - 32768).view(weights.shape)
+    return keep, 65536 / (65536 - level)
 
 
 def eager_attention_forward(
@@ -278,21 +299,62 @@ def eager_attention_forward(
     position_bias: torch.Tensor | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention with an additive per-head bias. `query`/`key`/`value` `[batch, heads, tokens, head_dim]`,
-    `position_bias` `[batch, heads, tokens, tokens]`; returns `[batch, tokens, heads, head_dim]` and the weights."""
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if position_bias is not None:
-        scores = scores + position_bias
+    """Attention with an additive per-head bias (added inside the score product). `query`/`key`/`value`
+    `[batch, heads, tokens, head_dim]`, `position_bias` `[batch, heads, tokens, tokens]`; returns
+    `[batch, tokens, heads, head_dim]` and the weights."""
+    batch, heads, tokens, head_dim = query.shape
+    bias = position_bias if position_bias is not None else query.new_zeros(1, 1, 1, 1)
     if attention_mask is not None:
-        scores = scores + attention_mask
+        bias = bias + attention_mask
+    bias = bias.expand(batch, heads, tokens, key.shape[2]).reshape(batch * heads, tokens, -1)
+    flat_query = query.reshape(batch * heads, tokens, head_dim)
+    flat_key = key.reshape(batch * heads, -1, head_dim)
+    scores = torch.baddbmm(bias.to(query.dtype), flat_query, flat_key.transpose(1, 2), alpha=scaling)
     weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    weights = F.dropout(weights, p=dropout, training=module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
-    return output, weights
+    flat_value = value.reshape(batch * heads, -1, head_dim)
+    if module.training and dropout > 0:
+        keep, scale = attention_keep_mask(weights, dropout)
+        weights = torch.where(keep, weights, 0.0)
+        output = torch.bmm(weights, flat_value) * scale  # the rescaling on the smaller product
+    else:
+        output = torch.bmm(weights, flat_value)
+    output = output.view(batch, heads, tokens, head_dim).transpose(1, 2).contiguous()
+    return output, weights.view(batch, heads, tokens, -1)
+
+
+class MoleBlendTokenPacking:
+    """Where the real tokens of a padded batch are: every token-wise operation (projections, FFN, LayerNorm,
+    dropout) runs on the packed `[real_tokens, hidden]` rows; only attention needs the padded
+    `[batch, heads, tokens, tokens]` layout, so the encoder unpacks for it and packs the result again.
+
+    `token_mask` `[batch, tokens]` True for the graph token and the real atoms.
+    """
+
+    def __init__(self, token_mask: torch.Tensor):
+        self.batch, self.tokens = token_mask.shape
+        flat = token_mask.reshape(-1)
+        self.is_dense = bool(flat.all())  # no padding: packing would only copy
+        self.index = None if self.is_dense else flat.nonzero().squeeze(1)  # [real_tokens]
+        positions = torch.arange(flat.numel(), device=token_mask.device)
+        # the molecule of each packed row (for per-molecule stochastic depth)
+        self.molecule = (positions if self.is_dense else self.index) // self.tokens
+
+    def pack(self, padded: torch.Tensor) -> torch.Tensor:
+        """`[batch, tokens, ...]` -> `[real_tokens, ...]`."""
+        flat = padded.reshape(self.batch * self.tokens, *padded.shape[2:])
+        return flat if self.is_dense else flat.index_select(0, self.index)
+
+    def unpack(self, packed: torch.Tensor) -> torch.Tensor:
+        """`[real_tokens, ...]` -> `[batch, tokens, ...]`, zeros at padding."""
+        if not self.is_dense:
+            padded = packed.new_zeros(self.batch * self.tokens, *packed.shape[1:])
+            packed = padded.index_copy_(0, self.index, packed)  # in place: no second [batch * tokens] copy
+        return packed.reshape(self.batch, self.tokens, *packed.shape[1:])
 
 
 class MoleBlendSelfAttention(nn.Module):
-    """Multi-head self-attention over all tokens with the relation bias; dispatched to eager, SDPA or flex."""
+    """Multi-head self-attention over all tokens with the relation bias; dispatched to eager, SDPA or flex. The
+    projections run on the packed tokens; only the products of attention see the padded layout."""
 
     def __init__(self, config: MoleBlendConfig):
         super().__init__()
@@ -308,16 +370,24 @@ class MoleBlendSelfAttention(nn.Module):
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, position_bias: torch.Tensor, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        position_bias: torch.Tensor,
+        packing: MoleBlendTokenPacking,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, tokens, _ = hidden_states.shape
-        shape = (batch, tokens, self.num_heads, self.head_dim)
-        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
-        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
-        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
+        """`hidden_states` `[real_tokens, hidden]` (packed), `position_bias` `[batch, heads, tokens, tokens]` ->
+        `[real_tokens, hidden]` and the weights `[batch, heads, tokens, tokens]` if asked."""
+        shape = (packing.batch, packing.tokens, self.num_heads, self.head_dim)
+        query, key, value = (
+            packing.unpack(projection(hidden_states)).view(shape).transpose(1, 2)  # [batch, heads, tokens, head_dim]
+            for projection in (self.q_proj, self.k_proj, self.v_proj)
         )
+        implementation = self.config._attn_implementation
+        if implementation == "sdpa" and query.device.type == "cpu" and position_bias.requires_grad:
+            # CPU SDPA falls back to its unfused math path when the bias needs a gradient: the eager path is faster
+            implementation = "eager"
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         output, weights = attention_interface(
             self,
             query,
@@ -330,7 +400,7 @@ class MoleBlendSelfAttention(nn.Module):
             is_causal=False,
             output_attentions=output_attentions,
         )
-        output = self.o_proj(output.reshape(batch, tokens, -1))
+        output = self.o_proj(packing.pack(output.reshape(packing.batch, packing.tokens, -1)))
         return output, (weights if output_attentions else None)
 
 
@@ -354,19 +424,21 @@ class MoleBlendDropPath(nn.Module):
         super().__init__()
         self.rate = rate
 
-    def forward(self, branch: torch.Tensor) -> torch.Tensor:
+    def forward(self, branch: torch.Tensor, molecule: torch.Tensor, batch: int) -> torch.Tensor:
+        """`branch` `[real_tokens, hidden]` (packed), `molecule` `[real_tokens]` the molecule of each row."""
         if not self.training or self.rate == 0:
             return branch
         keep = 1.0 - self.rate
-        mask = branch.new_empty(branch.shape[0], *([1] * (branch.dim() - 1))).bernoulli_(keep)
-        return branch * mask / keep
+        mask = branch.new_empty(batch).bernoulli_(keep)
+        return branch * mask[molecule, None] / keep
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
 
 
 class MoleBlendLayer(GradientCheckpointingLayer):
-    """Post-LN Transformer layer: x = LN(x + DropPath(Drop(MHA(x)))); x = LN(x + DropPath(Drop(FFN(x))))."""
+    """Post-LN Transformer layer: x = LN(x + DropPath(Drop(MHA(x)))); x = LN(x + DropPath(Drop(FFN(x)))), on the
+    packed tokens `[real_tokens, hidden]`."""
 
     def __init__(self, config: MoleBlendConfig, drop_path_rate: float):
         super().__init__()
@@ -378,16 +450,24 @@ class MoleBlendLayer(GradientCheckpointingLayer):
         self.drop_path = MoleBlendDropPath(drop_path_rate)
 
     def forward(
-        self, hidden_states: torch.Tensor, position_bias: torch.Tensor, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        position_bias: torch.Tensor,
+        packing: MoleBlendTokenPacking,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(hidden_states, position_bias, output_attentions)
-        hidden_states = self.attention_layer_norm(hidden_states + self.drop_path(self.dropout(attended)))
-        transformed = self.feed_forward(hidden_states)
-        hidden_states = self.output_layer_norm(hidden_states + self.drop_path(self.dropout(transformed)))
+        attended, weights = self.attention(hidden_states, position_bias, packing, output_attentions)
+        attended = self.drop_path(self.dropout(attended), packing.molecule, packing.batch)
+        hidden_states = self.attention_layer_norm(hidden_states + attended)
+        transformed = self.drop_path(self.dropout(self.feed_forward(hidden_states)), packing.molecule, packing.batch)
+        hidden_states = self.output_layer_norm(hidden_states + transformed)
         return hidden_states, weights
 
 
 class MoleBlendEncoder(nn.Module):
+    """The layers, padding-free: the real tokens are packed once after the embeddings and unpacked (zeros at
+    padding) for the outputs."""
+
     def __init__(self, config: MoleBlendConfig):
         super().__init__()
         layers = config.num_hidden_layers
@@ -399,21 +479,27 @@ class MoleBlendEncoder(nn.Module):
         self,
         hidden_states: torch.Tensor,
         position_bias: torch.Tensor,
+        token_mask: torch.Tensor,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        """`hidden_states` `[batch, tokens, hidden]`, `token_mask` `[batch, tokens]` -> the last hidden state
+        `[batch, tokens, hidden]` (zeros at padding), every layer's (if asked) and the attention weights."""
+        packing = MoleBlendTokenPacking(token_mask)
+        packed = packing.pack(hidden_states)
+        all_hidden_states = (packing.unpack(packed),) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
             # hidden states positional, the rest by keyword: what GradientCheckpointingLayer expects
-            hidden_states, weights = layer(
-                hidden_states, position_bias=position_bias, output_attentions=output_attentions
+            packed, weights = layer(
+                packed, position_bias=position_bias, packing=packing, output_attentions=output_attentions
             )
             if output_hidden_states:
-                all_hidden_states += (hidden_states,)
+                all_hidden_states += (packing.unpack(packed),)
             if output_attentions:
                 all_attentions += (weights,)
-        return hidden_states, all_hidden_states, all_attentions
+        last_hidden_state = all_hidden_states[-1] if output_hidden_states else packing.unpack(packed)
+        return last_hidden_state, all_hidden_states, all_attentions
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -592,8 +678,9 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
 
         hidden_states = self.embeddings(atom_ids, structure_feature)
         position_bias = self.attention_bias(pair_bias, atom_mask, hidden_states.dtype)
+        token_mask = torch.cat([atom_mask.new_ones(atom_mask.shape[0], 1), atom_mask], dim=1)
         hidden_states, all_hidden_states, all_attentions = self.encoder(
-            hidden_states, position_bias, output_attentions, output_hidden_states
+            hidden_states, position_bias, token_mask, output_attentions, output_hidden_states
         )
         return MoleBlendModelOutput(
             last_hidden_state=hidden_states,

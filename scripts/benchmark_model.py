@@ -6,9 +6,11 @@
     python scripts/benchmark_model.py --device cuda --dtype bfloat16    # bf16 autocast on a GPU
     python scripts/benchmark_model.py --graphormer_python /path/to/venv-tf4/bin/python   # + Graphormer, same run
 
-The batch is fixed: the first --batch_size molecules of the input with at least --min_atoms heavy atoms
-(drug-sized; default input: the embedded ESOL sample), featurized once with generated conformers (ETKDGv3, seed
-0) so that every modality sees the same molecules. Each configuration runs in its own process, so that peak
+The molecules are fixed: the first --num_molecules (default: --batch_size) of the input with at least --min_atoms
+heavy atoms (drug-sized; default input: the embedded ESOL sample), featurized once with generated conformers
+(ETKDGv3, seed 0) so that every modality sees the same molecules, cut into batches of --batch_size in file order
+or, with --order bucketed, after sorting by size (what the length-bucketed sampler of finetuning does). One
+timed step is a pass over all batches. Each configuration runs in its own process, so that peak
 memory is its own: on CPU the peak resident memory above what the process held before the model was built; on
 CUDA torch.cuda.max_memory_allocated. Timings are the median of --repeats timed steps after --warmup steps.
 
@@ -19,6 +21,13 @@ Inference: MoleBlendModel forward under torch.inference_mode.
 the preset: layers, width, heads, FFN) on the same SMILES in another interpreter, featurized with ogb's
 smiles2graph and Graphormer's own collator; that interpreter needs transformers 4.x (4.57.6 works), cython<3 and
 ogb. This machine kind is noisy: compare ratios measured in one run.
+
+Distance to the limit: model FLOPs on real tokens (projections, FFN and attention products of the real tokens
+only; training = 3x the forward) per second, against the rate of a bare `torch.mm` of the same shapes measured in
+the same process (`mm_gflops`): `flop_utilisation` = model rate / mm rate.
+
+    python scripts/benchmark_model.py --presets base --modalities 2d --num_molecules 256 --min_atoms 0 \
+        --graphormer_python $PEERS/graphormer/bin/python                   # the first 256 ESOL molecules, file order
 """
 
 from __future__ import annotations
@@ -42,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--input", type=Path, default=None, help="CSV (or .csv.gz) with SMILES (default: ESOL)")
     parser.add_argument("--smiles_column", default="smiles")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--num_molecules", type=int, default=None, help="molecules in all (default: one batch)")
+    parser.add_argument("--order", default="file", choices=["file", "bucketed"], help="how batches are cut")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in every phase")
     parser.add_argument("--min_atoms", type=int, default=15, help="heavy atoms a molecule needs to be picked")
     parser.add_argument("--presets", nargs="+", default=["base", "small"], choices=["base", "small"])
     parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=MODALITIES)
@@ -119,8 +131,11 @@ def run_moleblend(args, preset: str, modality: str, smiles: list[str]) -> dict:
     featurizer = MoleBlendFeaturizer(conformer="generate" if modality != "2d" else "none", num_workers=1, seed=0)
     result = featurizer.featurize(smiles, progress=False)
     pad = 8 if device.type == "cuda" else None
-    batch = {k: v.to(device) for k, v in MoleBlendCollator(pad_to_multiple_of=pad)(result.features).items()}
-    batch.pop("labels", None)
+    batches = []
+    for chunk in batch_chunks(len(result.features), args.batch_size):
+        batch = MoleBlendCollator(pad_to_multiple_of=pad)([result.features[i] for i in chunk])
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        batches.append(batch)
     config = MoleBlendConfig.from_preset(preset, input_modality=modality, num_labels=1, problem_type="regression")
     config._attn_implementation = args.attn_implementation
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
@@ -146,14 +161,15 @@ def run_moleblend(args, preset: str, modality: str, smiles: list[str]) -> dict:
         if args.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        labels = torch.randn(len(result.features), 1, device=device)
+        labels = [torch.randn(len(batch["num_atoms"]), 1, device=device) for batch in batches]
 
         def step() -> None:
-            with autocast:
-                loss = model(**batch, labels=labels).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            for batch, batch_labels in zip(batches, labels):
+                with autocast:
+                    loss = model(**batch, labels=batch_labels).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
 
         seconds = time_steps(step, args.warmup, args.repeats, synchronize)
         out["mode"] = "train"
@@ -163,16 +179,20 @@ def run_moleblend(args, preset: str, modality: str, smiles: list[str]) -> dict:
 
         def step() -> None:
             with torch.inference_mode(), autocast:
-                model(**batch)
+                for batch in batches:
+                    model(**batch)
 
         seconds = time_steps(step, args.warmup, args.repeats, synchronize)
         out["mode"] = "inference"
     out["parameters_m"] = sum(p.numel() for p in model.parameters()) / 1e6
     out["molecules_per_s"] = len(result.features) / seconds
-    out["ms_per_batch"] = 1000 * seconds
+    out["ms_per_batch"] = 1000 * seconds / len(batches)
     out["peak_memory_mb"] = peak(base)
-    out["tokens_per_molecule"] = int(batch["atom_ids"].shape[1]) + 1  # padded atoms + the graph token
-    out["mean_atoms"] = float(batch["num_atoms"].float().mean())
+    padded = sum(b["atom_ids"].shape[0] * (b["atom_ids"].shape[1] + 1) for b in batches)  # + the graph token
+    out["tokens_per_molecule"] = padded / len(result.features)
+    out["real_token_fraction"] = sum(float(b["num_atoms"].sum()) + len(b["num_atoms"]) for b in batches) / padded
+    out["mean_atoms"] = sum(float(b["num_atoms"].sum()) for b in batches) / len(result.features)
+    out["atoms_per_molecule"] = [int(n) for b in batches for n in b["num_atoms"]]
     return out
 
 
@@ -205,7 +225,8 @@ def run_graphormer(args, preset: str, smiles: list[str]) -> dict:
                 "y": [0.0],
             }
         )
-    batch = {k: v.to(device) for k, v in collator(items).items()}
+    batches = [{k: v.to(device) for k, v in collator([items[i] for i in chunk]).items()}
+               for chunk in batch_chunks(len(items), args.batch_size)]  # fmt: skip
     config = GraphormerConfig(num_classes=1, **GRAPHORMER_SIZES[preset])
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     out: dict = {"preset": preset, "modality": "2d", "device": str(device), "dtype": "float32"}
@@ -216,31 +237,75 @@ def run_graphormer(args, preset: str, smiles: list[str]) -> dict:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def step() -> None:
-            loss = model(**batch, return_dict=True).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            for batch in batches:
+                loss = model(**batch, return_dict=True).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
 
         out["mode"] = "train"
     else:
         model = GraphormerForGraphClassification(config).to(device).eval()
-        batch.pop("labels")
+        for batch in batches:
+            batch.pop("labels")
 
         def step() -> None:
             with torch.inference_mode():
-                model(**batch)
+                for batch in batches:
+                    model(**batch)
 
         out["mode"] = "inference"
     seconds = time_steps(step, args.warmup, args.repeats, synchronize)
     out["parameters_m"] = sum(p.numel() for p in model.parameters()) / 1e6
     out["molecules_per_s"] = len(smiles) / seconds
-    out["ms_per_batch"] = 1000 * seconds
+    out["ms_per_batch"] = 1000 * seconds / len(batches)
     out["peak_memory_mb"] = rss_mb() - base
-    out["tokens_per_molecule"] = int(batch["input_nodes"].shape[1]) + 1
+    out["tokens_per_molecule"] = sum(b["input_nodes"].shape[0] * (b["input_nodes"].shape[1] + 1) for b in batches)
+    out["tokens_per_molecule"] /= len(smiles)
     return out
 
 
+def batch_chunks(count: int, batch_size: int) -> list[range]:
+    """Consecutive batches of the (already ordered) molecules."""
+    return [range(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+
+
+def real_token_flops(preset: str, atoms_per_molecule: list[int], mode: str) -> float:
+    """Model FLOPs of one pass over the molecules, on real tokens only (atoms + the graph token): the four
+    projections and the FFN per token, the two attention products per real (query, key) pair; backward = 2x."""
+    from modeling_moleblend import MOLEBLEND_PRESETS
+
+    sizes = MOLEBLEND_PRESETS[preset]
+    hidden, ffn, layers = sizes["hidden_size"], sizes["intermediate_size"], sizes["num_hidden_layers"]
+    tokens = [n + 1 for n in atoms_per_molecule]
+    per_layer = sum(t * (8 * hidden * hidden + 4 * hidden * ffn) + 4 * t * t * hidden for t in tokens)
+    return layers * per_layer * (3 if mode == "train" else 1)
+
+
+def bare_mm_gflops(preset: str, rows: int) -> float:
+    """GFLOP/s of a plain torch.mm of the encoder's shapes ([rows, hidden] x [hidden, hidden], and the FFN's)."""
+    import torch
+
+    from modeling_moleblend import MOLEBLEND_PRESETS
+
+    sizes = MOLEBLEND_PRESETS[preset]
+    hidden, ffn = sizes["hidden_size"], sizes["intermediate_size"]
+    x, w, w1 = torch.randn(rows, hidden), torch.randn(hidden, hidden), torch.randn(hidden, ffn)
+
+    def step() -> None:
+        for _ in range(4):
+            torch.mm(x, w)
+        torch.mm(torch.mm(x, w1), w1.T)
+
+    seconds = time_steps(step, 3, 15, lambda: None)
+    return rows * (8 * hidden * hidden + 4 * hidden * ffn) / seconds / 1e9
+
+
 def run_phase(args) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     kind, preset, modality, _mode = args.phase.split(":")
     smiles = json.loads(args.smiles_file.read_text())
     if kind == "graphormer":
@@ -253,13 +318,19 @@ def main(argv=None) -> int:
     if args.phase:  # internal: one configuration, run by the parent below
         print(json.dumps(run_phase(args)))
         return 0
-    smiles, passed_over = pick_smiles(args.input, args.smiles_column, args.batch_size, args.min_atoms)
+    smiles, passed_over = pick_smiles(args.input, args.smiles_column, args.num_molecules or args.batch_size,
+                                      args.min_atoms)  # fmt: skip
+    if args.order == "bucketed":
+        from rdkit import Chem
+
+        smiles = sorted(smiles, key=lambda s: -Chem.MolFromSmiles(s).GetNumHeavyAtoms())  # stable: ties keep order
     args.output.parent.mkdir(parents=True, exist_ok=True)
     smiles_file = args.output.with_suffix(".smiles.json")
     smiles_file.write_text(json.dumps(smiles))
     common = ["--device", args.device, "--dtype", args.dtype, "--attn_implementation", args.attn_implementation]
     common += ["--gradient_checkpointing"] if args.gradient_checkpointing else []
     common += ["--warmup", str(args.warmup), "--repeats", str(args.repeats), "--smiles_file", str(smiles_file)]
+    common += ["--batch_size", str(args.batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
     configurations = [
         (sys.executable, f"moleblend:{preset}:{modality}:{mode}")
         for preset in args.presets
@@ -271,7 +342,8 @@ def main(argv=None) -> int:
             for mode in ("train", "inference"):
                 configurations.append((args.graphormer_python, f"graphormer:{preset}:2d:{mode}"))
     print(
-        f"{len(smiles)} molecules (>= {args.min_atoms} heavy atoms) from {args.input or 'embedded ESOL'}, "
+        f"{len(smiles)} molecules (>= {args.min_atoms} heavy atoms) from {args.input or 'embedded ESOL'} in "
+        f"batches of {args.batch_size} ({args.order} order), "
         f"passed over: {passed_over['unparsable']} unparsable, {passed_over['too small']} too small; "
         f"device {args.device}, {args.dtype}, attention {args.attn_implementation}; median of {args.repeats} steps"
     )
@@ -308,9 +380,25 @@ def main(argv=None) -> int:
                 ratios[f"{preset}_{mode}_peak_memory_vs_graphormer"] = ours[0]["peak_memory_mb"] / max(
                     theirs[0]["peak_memory_mb"], 1e-9
                 )
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    limits = {}
+    if args.device == "cpu" and args.dtype == "float32":
+        for row in rows:
+            if row.get("phase", "").startswith("moleblend") and "error" not in row and row["modality"] == "2d":
+                preset, mode = row["preset"], row["mode"]
+                rows_per_batch = round(sum(row["atoms_per_molecule"]) / len(row["atoms_per_molecule"]) + 1)
+                rows_per_batch *= args.batch_size
+                mm = limits.setdefault(f"{preset}_mm_gflops", bare_mm_gflops(preset, rows_per_batch))
+                model_rate = real_token_flops(preset, row["atoms_per_molecule"], mode) * row["molecules_per_s"]
+                model_rate /= len(row["atoms_per_molecule"]) * 1e9
+                limits[f"{preset}_{mode}_model_gflops"] = model_rate
+                limits[f"{preset}_{mode}_flop_utilisation"] = model_rate / mm
+        ratios.update(limits)
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}")
-    import torch
 
     report = {
         "smiles": smiles,

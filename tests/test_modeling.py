@@ -40,6 +40,7 @@ from modeling_moleblend.modeling_moleblend import (
     PAIR_SHOWS_EDGE,
     PAIR_SHOWS_SPD,
     MoleBlendAttentionBias,
+    attention_keep_mask,
     hidden_pair_masks,
     sample_blend_masks,
 )
@@ -211,6 +212,83 @@ def test_a_molecule_is_unchanged_by_padding(featurizer, batch):
     torch.testing.assert_close(
         batched.last_hidden_state[1, : atoms + 1], single.last_hidden_state[0], atol=1e-5, rtol=0
     )
+
+
+def padded_encoder_reference(model: MoleBlendModel, batch: dict) -> torch.Tensor:
+    """The encoder as it ran before packing: every operation on the padded `[batch, tokens, hidden]` layout
+    (eval mode, eager attention), from the same embeddings and bias."""
+    captured = {}
+
+    def capture(module, args, kwargs):
+        captured["hidden"], captured["bias"] = args[0], args[1]
+
+    handle = model.encoder.register_forward_pre_hook(capture, with_kwargs=True)
+    model(**batch)
+    handle.remove()
+    hidden, bias = captured["hidden"], captured["bias"]
+    b, t, _ = hidden.shape
+    for layer in model.encoder.layers:
+        attention = layer.attention
+
+        def heads(projection, x=hidden, a=attention):
+            return projection(x).view(b, t, a.num_heads, a.head_dim).transpose(1, 2)
+
+        scores = heads(attention.q_proj) @ heads(attention.k_proj).transpose(2, 3) * attention.scaling + bias
+        attended = (scores.softmax(-1) @ heads(attention.v_proj)).transpose(1, 2).reshape(b, t, -1)
+        hidden = layer.attention_layer_norm(hidden + attention.o_proj(attended))
+        hidden = layer.output_layer_norm(hidden + layer.feed_forward(hidden))
+    return hidden
+
+
+@pytest.mark.parametrize("modality", ["2d", "2d3d"])
+def test_packed_encoder_equals_the_padded_one_in_outputs_and_gradients(batch, modality):
+    model = seeded(MoleBlendModel, tiny_config(input_modality=modality)).eval()
+    token_mask = torch.cat([torch.ones(len(SMILES), 1, dtype=torch.bool), batch["atom_mask"]], dim=1)
+    assert token_mask.float().mean() < 0.6  # the batch has padding worth removing
+
+    def loss_and_grads(forward):
+        model.zero_grad()
+        hidden = forward()
+        real = hidden[token_mask]
+        (real * torch.linspace(-1, 1, real.numel()).view_as(real)).sum().backward()
+        return real.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    packed, packed_grads = loss_and_grads(lambda: model(**batch).last_hidden_state)
+    padded, padded_grads = loss_and_grads(lambda: padded_encoder_reference(model, batch))
+    torch.testing.assert_close(packed, padded, atol=2e-5, rtol=0)
+    assert packed_grads.keys() == padded_grads.keys() and len(packed_grads) == len(list(model.parameters()))
+    for name in packed_grads:
+        torch.testing.assert_close(packed_grads[name], padded_grads[name], atol=1e-4, rtol=1e-4, msg=name)
+    # the padded layout users get back: zeros at padding, in every hidden state
+    with torch.no_grad():
+        out = model(**batch, output_hidden_states=True)
+    for hidden in out.hidden_states:
+        assert hidden.shape == (len(SMILES), token_mask.shape[1], 32) and hidden[~token_mask].abs().max() == 0
+    torch.testing.assert_close(out.last_hidden_state, out.hidden_states[-1], atol=0, rtol=0)
+
+
+def test_stochastic_depth_drops_whole_molecules_of_the_packed_tokens(batch):
+    model = seeded(MoleBlendModel, tiny_config(drop_path_rate=0.5)).train()
+    layer = model.encoder.layers[-1]
+    molecule = torch.tensor([0, 0, 0, 1, 1, 2])
+    torch.manual_seed(3)
+    dropped = layer.drop_path(torch.ones(6, 4), molecule, batch=3)
+    per_molecule = [dropped[molecule == m] for m in range(3)]
+    assert all(((rows == 0).all() or (rows == 2).all()) for rows in per_molecule)  # 1 / keep = 2, or 0
+
+
+def test_attention_dropout_keeps_the_configured_fraction_and_is_seeded():
+    weights = torch.ones(64, 48, 48)
+    torch.manual_seed(0)
+    keep, scale = attention_keep_mask(weights, 0.1)
+    torch.manual_seed(0)
+    again, _ = attention_keep_mask(weights, 0.1)
+    assert keep.shape == weights.shape and keep.dtype == torch.bool and torch.equal(keep, again)
+    assert abs(keep.float().mean().item() - 0.9) < 0.003  # 147k draws: 0.003 is over 4 standard deviations
+    assert scale == pytest.approx(1 / 0.9, rel=1e-4)
+    assert keep.float().mean(dim=(1, 2)).std() < 0.02  # no molecule or head gets a biased share
+    torch.manual_seed(1)
+    assert not torch.equal(attention_keep_mask(weights, 0.1)[0], keep)
 
 
 def test_molecules_without_3d_get_no_3d_signal(batch):

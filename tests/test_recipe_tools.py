@@ -211,14 +211,14 @@ def test_explain_attributions_concentrate_on_the_atoms_that_make_the_target(tmp_
         loss.backward()
         optimizer.step()
     assert float(loss) < 0.05
-    attributions, predictions, baselines = integrated_gradients(model, features[:40], steps=16)
+    attributions, predictions, baselines = integrated_gradients(model, features[:40], steps=64)
     nitrogen, other = [], []
     for smi, weights in zip(smiles[:40], attributions):
         mol = __import__("rdkit.Chem", fromlist=["Chem"]).MolFromSmiles(smi)
         for atom, value in zip(mol.GetAtoms(), weights):
             (nitrogen if atom.GetSymbol() == "N" else other).append(value)
     assert np.mean(nitrogen) > 0.5 and abs(np.mean(other)) < 0.25 * np.mean(nitrogen)
-    completeness = [w.sum() for w in attributions] - (predictions - baselines)
+    completeness = [w.sum() for w in attributions] - (predictions - baselines)  # the Riemann sum converged
     assert np.abs(completeness).max() < 0.1 * np.abs(predictions - baselines).max()
     # the command: numbers and pictures
     data = write_csv(tmp_path / "m.csv", ["smiles"], [[s] for s in smiles[:3]] + [["not a molecule"]])
