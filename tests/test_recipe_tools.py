@@ -232,3 +232,56 @@ def test_explain_attributions_concentrate_on_the_atoms_that_make_the_target(tmp_
     assert (out / "row_0.png").stat().st_size > 0 and (out / "grid.png").is_file()
     with open(out / "attributions.csv") as handle:
         assert {row["element"] for row in csv.DictReader(handle)} <= {"C", "N", "O"}
+
+
+# ---------------------------------------------------------------------------------------------------------- experiments
+
+EXPERIMENT_SMILES = ["CCO", "CCN", "CCC", "c1ccccc1", "CC(=O)O", "CCOC", "CCCN", "CCCCO", "c1ccncc1", "CC(C)O",
+                     "OCCO", "NCCN", "CC#N", "C=CC", "CCCl", "CCBr", "c1ccoc1", "CCS", "CNC", "COC"] * 2  # fmt: skip
+
+
+def test_experiment_ablation_at_the_tiny_budget_tabulates_resumes_and_chooses_on_validation(tmp_path):
+    from modeling_moleblend.training.experiments import relative_improvement, score_arms
+
+    rows = [[s, round(0.3 * len(s) + 0.1 * i, 2)] for i, s in enumerate(EXPERIMENT_SMILES)]
+    data = write_csv(tmp_path / "t.csv", ["smiles", "y"], rows)
+    out = tmp_path / "ablation"
+    argv = ["experiment", "ablation", "--tasks", f"toy={data}:y", "--budget", "tiny", "--arms", "full",
+            "--split", "random", "--num_workers", "0", "--quiet", "--output_dir", str(out)]  # fmt: skip
+    _cli_ok(argv)
+    saved = json.loads((out / "experiment.json").read_text())
+    assert saved["arms"] == ["no_pretraining", "full"] and saved["budget"]["pretrain_steps"] == 4
+    assert [(row["arm"], row["task"], row["metric"]) for row in saved["table"]] == [
+        ("no_pretraining", "toy", "rmse"), ("full", "toy", "rmse")]  # fmt: skip
+    assert saved["scores"]["no_pretraining"] == {"validation": 0.0, "test": 0.0} and saved["chosen"] == "full"
+    assert (out / "arms" / "full" / "pretrained" / "model.safetensors").is_file()
+    assert "| **full** |" in (out / "experiment.md").read_text() and (out / "experiment.png").stat().st_size > 0
+    # the same command again: every piece is kept, nothing is recomputed
+    finished = (out / "arms" / "full" / "toy" / "results.json").stat().st_mtime_ns
+    _cli_ok(argv)
+    assert (out / "arms" / "full" / "toy" / "results.json").stat().st_mtime_ns == finished
+    assert json.loads((out / "experiment.json").read_text())["table"] == saved["table"]
+    # the decision rule, by construction: higher-is-better metrics and lower-is-better ones
+    assert relative_improvement("rmse", 0.9, 1.0) == pytest.approx(0.1)
+    assert relative_improvement("roc_auc", 0.9, 0.75) == pytest.approx(0.2)
+    table = [{"arm": a, "task": t, "metric": "rmse", "validation_mean": v, "test_mean": v}
+             for a, t, v in [("no_pretraining", "x", 1.0), ("no_pretraining", "z", 2.0), ("a", "x", 0.5),
+                             ("a", "z", 2.0)]]  # fmt: skip
+    assert score_arms(table, "no_pretraining")["a"]["validation"] == pytest.approx(0.25)
+    assert moleblend(["experiment", "ablation", "--tasks", "bad-spec", "--output_dir", str(tmp_path / "x")]) == 2
+
+
+def test_modality_experiment_arms_score_the_same_test_rows(tmp_path):
+    """Every input modality keeps every row: a molecule without a conformer stays, with no 3D."""
+    from modeling_moleblend.training.experiments import _test_rows
+
+    rows = [[s, round(0.3 * len(s) + 0.1 * i, 2)] for i, s in enumerate(EXPERIMENT_SMILES)]
+    data = write_csv(tmp_path / "t.csv", ["smiles", "y"], rows)
+    out = tmp_path / "modality"
+    _cli_ok(["experiment", "modality", "--tasks", f"toy={data}:y", "--budget", "tiny", "--arms", "no_pretraining",
+             "--split", "random", "--num_workers", "0", "--quiet", "--output_dir", str(out)])  # fmt: skip
+    saved = json.loads((out / "experiment.json").read_text())
+    assert [row["arm"] for row in saved["table"]] == [f"no_pretraining/{m}" for m in ("2d", "3d", "2d3d")]
+    kept = {_test_rows(out / "arms" / "no_pretraining" / f"toy_{m}") for m in ("2d", "3d", "2d3d")}
+    assert len(kept) == 1 and len(next(iter(kept))) == saved["table"][0]["test_rows"] == 4
+    assert saved["notes"] == []

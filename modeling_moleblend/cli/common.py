@@ -12,7 +12,7 @@ from pathlib import Path
 from ..tokenization import CONFORMER_POLICIES
 
 METAVARS = {int: "N", float: "X", Path: "PATH"}
-GROUP_ORDER = ("data", "input", "model", "featurizer", "training", "output", "run", "export", "hub")
+GROUP_ORDER = ("experiment", "data", "input", "model", "featurizer", "training", "output", "run", "export", "hub")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -31,14 +31,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: {default})"
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--name`` option per field of the dataclass ``cls``, grouped by the field's ``metadata["group"]``:
-    ``bool`` fields are flags, ``list`` fields take several values, ``choices`` and ``aliases`` from the metadata,
-    and a field without a default is required."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One ``--name`` option per field of the dataclass ``cls`` (but those in ``skip``), grouped by the field's
+    ``metadata["group"]``: ``bool`` fields are flags, ``list`` fields take several values, ``choices`` and
+    ``aliases`` from the metadata, and a field without a default is required."""
     hints = typing.get_type_hints(cls)
     groups: dict[str, argparse._ArgumentGroup] = {}
     fields = sorted(dataclasses.fields(cls), key=lambda f: _group_rank(f.metadata.get("group") or "options"))
-    for item in fields:
+    for item in (f for f in fields if f.name not in skip):
         meta = item.metadata
         group_name = meta.get("group") or "options"
         if group_name not in groups:

@@ -17,7 +17,7 @@ import sys
 from .. import __version__
 from .common import HelpFormatter
 
-SUBCOMMANDS = ("finetune", "predict", "encode", "pretrain", "featurize", "export", "hpopt", "explain")
+SUBCOMMANDS = ("finetune", "predict", "encode", "pretrain", "featurize", "export", "hpopt", "explain", "experiment")
 EXIT_USAGE = 2
 
 

@@ -299,3 +299,22 @@ def plot_reliability(labels: np.ndarray, before: np.ndarray, after: np.ndarray, 
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
     return _save(figure, path)
+
+
+def plot_arm_scores(scores: Mapping[str, Mapping[str, float]], path: str | Path, title: str) -> Path:
+    """Each arm's score (the mean relative improvement over no pretraining, in %) on validation (which decides)
+    and on test (reported), as grouped bars."""
+    arms = list(scores)
+    figure = _new_figure(max(5.0, 1.2 * len(arms) + 2), 4.5)
+    axis = figure.add_subplot()
+    positions = np.arange(len(arms))
+    for offset, part in ((-0.2, "validation"), (0.2, "test")):
+        values = [100 * float(scores[arm].get(part, math.nan)) for arm in arms]
+        axis.bar(positions + offset, np.nan_to_num(values), width=0.4, label=part)
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_xticks(positions, arms, rotation=30, ha="right", fontsize="small")
+    axis.set_ylabel("improvement over no pretraining (%)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize="small")
+    return _save(figure, path)

@@ -75,17 +75,22 @@ def build_featurizer(
     max_atoms: int,
     num_workers: int | None,
     revision: str | None = None,
+    conformer_fallback: str | None = None,
 ) -> MoleBlendFeaturizer:
     """The featurizer a run uses: the one saved with the starting model (its settings are what the model was
-    trained with), else a new one; ``conformer`` and ``num_workers`` always apply."""
+    trained with), else a new one; ``conformer``, ``num_workers`` and a given ``conformer_fallback`` always
+    apply."""
     workers = default_num_workers() if num_workers is None else num_workers
+    forced = {"conformer": conformer, "num_workers": workers}
+    if conformer_fallback is not None:
+        forced["conformer_fallback"] = conformer_fallback
     if model_name_or_path:
         try:
             saved = load_featurizer(model_name_or_path, revision)
-            return MoleBlendFeaturizer(**{**saved.to_dict(), "conformer": conformer, "num_workers": workers})
+            return MoleBlendFeaturizer(**{**saved.to_dict(), **forced})
         except OSError:
             logger.info("no featurizer saved with %s: using the default one", model_name_or_path)
-    return MoleBlendFeaturizer(conformer=conformer, max_atoms=max_atoms, num_workers=workers, seed=0)
+    return MoleBlendFeaturizer(max_atoms=max_atoms, seed=0, **forced)
 
 
 def parse_config_overrides(text: str | None) -> dict:

@@ -119,6 +119,10 @@ class FinetuneArguments(HubArguments):
     )
     conformer: str = option("auto", "3D source for 3d/2d3d (auto: the file's, else generated)", "model",
                           choices=CONFORMER_POLICIES)  # fmt: skip
+    conformer_fallback: str | None = option(
+        None, "a molecule whose conformer cannot be made: error (skipped and reported) or 2d (kept, without 3D); "
+        "default: the starting model's featurizer's, else error", "model", choices=("error", "2d"),
+    )  # fmt: skip
     max_atoms: int = option(512, "heavy atoms; larger molecules are skipped and reported", "model")
     num_workers: int | None = option(None, "conformer-generation processes (default: all cores)", "model")
 
@@ -358,8 +362,9 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
     )
     modality = args.input_modality or config.input_modality
     featurizer = build_featurizer(
-        start, "none" if modality == "2d" else args.conformer, args.max_atoms, args.num_workers, args.revision
-    )
+        start, "none" if modality == "2d" else args.conformer, args.max_atoms, args.num_workers, args.revision,
+        conformer_fallback=args.conformer_fallback,
+    )  # fmt: skip
     state.wait_for_everyone()  # every process has checked before the main one writes
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -617,7 +622,8 @@ def train_seed(args, seed: int, data: FinetuneData, config, start, featurizer, s
         model = MoleBlendForPropertyPrediction.from_pretrained(
             start, config=seed_config, revision=args.revision, ignore_mismatched_sizes=True
         )
-        if config.num_labels != seed_config.num_labels and seed == args.seeds[0]:
+        has_head = any("PropertyPrediction" in name for name in (config.architectures or ()))
+        if has_head and config.num_labels != seed_config.num_labels and seed == args.seeds[0]:
             logger.warning(
                 "%s predicts %d task(s), this data has %d: the property head is re-initialised",
                 start, config.num_labels, seed_config.num_labels,
