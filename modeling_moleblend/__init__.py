@@ -63,6 +63,7 @@ MoleBlendForPretraining.register_for_auto_class("AutoModelForPreTraining")
 MoleBlendFeaturizer.register_for_auto_class("AutoFeatureExtractor")
 
 from . import pipeline_moleblend  # noqa: E402,F401  (registers the "molecular-property-prediction" pipeline)
+from .pretrained import available_checkpoints, pretrained_checkpoint  # noqa: E402
 
 __all__ = [
     "MOLEBLEND_PRESETS",
@@ -88,4 +89,6 @@ __all__ = [
     "MoleculeTooLargeError",
     "SkippedInput",
     "UnsupportedAtomError",
+    "available_checkpoints",
+    "pretrained_checkpoint",
 ]

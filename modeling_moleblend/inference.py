@@ -21,6 +21,7 @@ import torch
 from .configuration_moleblend import MoleBlendConfig
 from .data.tables import InputError, MoleculeTable
 from .modeling_moleblend import MoleBlendForPretraining, MoleBlendForPropertyPrediction, MoleBlendModel
+from .pretrained import BUILTIN_PREFIX, pretrained_checkpoint
 from .tokenization import FeaturizationResult, MoleBlendCollator, MoleBlendFeaturizer
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,16 @@ def resolve_model_paths(name_or_path: str | os.PathLike) -> list[str]:
     * a folder with a ``config.json``: itself;
     * a ``moleblend finetune`` output folder (``seeds/seed_K/model``): every seed's model, an ensemble;
     * a folder with a ``model/`` subfolder: that;
+    * ``builtin:NAME``: the checkpoint shipped in the package (``pretrained_checkpoint``);
     * anything else that looks like a local path (exists, starts with ``.``, ``/`` or ``~``, or has more than one
       ``/``): an ``InputError``; otherwise a Hub id, returned as given.
     """
     text = str(name_or_path)
+    if text.startswith(BUILTIN_PREFIX):
+        try:
+            return [str(pretrained_checkpoint(text))]
+        except FileNotFoundError as error:
+            raise InputError(str(error)) from None
     path = Path(text).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():

@@ -393,3 +393,27 @@ def test_a_seed_model_exported_alone_gets_the_runs_card(regression_run, tmp_path
     card = (folder / "README.md").read_text()
     assert "# moleblend-data" in card and "seed_1" not in card.split("\n## ")[0]
     assert data.name in card and "scaffold" in card and "rmse" in card
+
+
+def test_builtin_checkpoints_load_offline_by_name_and_an_unknown_name_is_one_message(tmp_path, capsys, esol_rows):
+    from modeling_moleblend import MoleBlendModel, available_checkpoints, pretrained_checkpoint
+    from modeling_moleblend.inference import resolve_model_paths
+
+    shipped = available_checkpoints()
+    with pytest.raises(FileNotFoundError, match="no shipped MoleBlend checkpoint 'nope'"):
+        pretrained_checkpoint("nope")
+    data = write_csv(tmp_path / "d.csv", ["smiles", "logS"], [[r["smiles"], r["logS"]] for r in esol_rows[:30]])
+    argv = ["finetune", "--train_file", str(data), "--label_columns", "logS", "--seeds", "0", "--num_train_epochs",
+            "1", "--baseline_estimators", "0", "--quiet", "--split", "random"]  # fmt: skip
+    assert moleblend([*argv, "--model_name_or_path", "builtin:nope", "--output_dir", str(tmp_path / "x")]) == 2
+    assert "no shipped MoleBlend checkpoint 'nope'" in capsys.readouterr().err
+    for name in shipped:
+        folder = pretrained_checkpoint(name)
+        assert resolve_model_paths(f"builtin:{name}") == [str(folder)]
+        assert (folder / "README.md").stat().st_size > 0 and (folder / "preprocessor_config.json").is_file()
+        model = MoleBlendModel.from_pretrained(folder)  # offline, from the package
+        assert model.config.model_type == "moleblend"
+        out = tmp_path / name
+        assert moleblend([*argv, "--model_name_or_path", f"builtin:{name}", "--output_dir", str(out)]) == 0
+        result = json.loads((out / "results.json").read_text())
+        assert result["model"]["start"] == f"builtin:{name}"
