@@ -13,7 +13,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the main job: finetune on the embedded ESOL sample (small preset, scaffold split, 3 seeds)
+demo: $(STAMP)  ## the main job: finetune on the embedded ESOL sample (small preset from the shipped checkpoint, scaffold split, 3 seeds)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/moleblend finetune --train_file modeling_moleblend/data/esol.csv --label_columns logS \
 		--config_name small --split scaffold --seeds 0 1 2 --output_dir outputs/esol --overwrite_output_dir --quiet
 

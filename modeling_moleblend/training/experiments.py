@@ -205,6 +205,7 @@ def finetune_arm(args, budget: Budget, start: Path | None, task: dict, modality:
             model_name_or_path=str(start) if start else None,
             config_name="small",
             config_overrides=None if start else budget.config_overrides,
+            from_scratch=start is None,
             input_modality=modality,
             conformer_fallback="2d",  # every arm keeps every row (see the module docs)
             seeds=list(args.seeds or budget.seeds),
