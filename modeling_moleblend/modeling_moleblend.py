@@ -231,14 +231,14 @@ class MoleBlendAttentionBias(nn.Module):
         super().__init__()
         self.graph_token_column = nn.Parameter(torch.empty(config.num_attention_heads))
 
-    def forward(self, pair_bias: torch.Tensor, atom_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """`pair_bias` `[batch, heads, atoms, atoms]` -> `[batch, heads, tokens, tokens]` in `dtype`."""
+    def forward(self, pair_bias: torch.Tensor, token_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`pair_bias` `[batch, heads, atoms, atoms]`, `token_mask` `[batch, tokens]` (the graph token and the real
+        atoms) -> `[batch, heads, tokens, tokens]` in `dtype`."""
         batch, heads, atoms, _ = pair_bias.shape
         bias = pair_bias.new_zeros(batch, heads, atoms + 1, atoms + 1, dtype=dtype)  # one pass, written in place
         bias[:, :, 1:, 1:] = pair_bias
         bias[:, :, 1:, 0] = self.graph_token_column.to(dtype)[None, :, None]
-        key_mask = torch.cat([atom_mask.new_ones(batch, 1), atom_mask], dim=1)
-        return bias.masked_fill_(~key_mask[:, None, None, :], torch.finfo(dtype).min)
+        return bias.masked_fill_(~token_mask[:, None, None, :], torch.finfo(dtype).min)
 
 
 class MoleBlendEmbeddings(nn.Module):
@@ -677,8 +677,8 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
             structure_feature = sum(features) if features else None
 
         hidden_states = self.embeddings(atom_ids, structure_feature)
-        position_bias = self.attention_bias(pair_bias, atom_mask, hidden_states.dtype)
-        token_mask = torch.cat([atom_mask.new_ones(atom_mask.shape[0], 1), atom_mask], dim=1)
+        token_mask = torch.cat([atom_mask.new_ones(atom_mask.shape[0], 1), atom_mask], dim=1)  # graph token first
+        position_bias = self.attention_bias(pair_bias, token_mask, hidden_states.dtype)
         hidden_states, all_hidden_states, all_attentions = self.encoder(
             hidden_states, position_bias, token_mask, output_attentions, output_hidden_states
         )

@@ -400,6 +400,7 @@ def test_builtin_checkpoints_load_offline_by_name_and_an_unknown_name_is_one_mes
     from modeling_moleblend.inference import resolve_model_paths
 
     shipped = available_checkpoints()
+    assert "small" in shipped  # the package ships its default start (and the loop below cannot be empty)
     with pytest.raises(FileNotFoundError, match="no shipped MoleBlend checkpoint 'nope'"):
         pretrained_checkpoint("nope")
     data = write_csv(tmp_path / "d.csv", ["smiles", "logS"], [[r["smiles"], r["logS"]] for r in esol_rows[:30]])

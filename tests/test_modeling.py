@@ -311,10 +311,9 @@ def test_a_graph_token_row_bias_could_not_change_anything(batch, monkeypatch):
     assert not any("graph_token_row" in name for name in model.state_dict())
     new_forward = MoleBlendAttentionBias.forward
 
-    def old_forward(self, pair_bias, atom_mask, dtype):
-        bias = new_forward(self, pair_bias, atom_mask, dtype).clone()
-        keys = torch.cat([atom_mask.new_ones(atom_mask.shape[0], 1), atom_mask], dim=1)  # real keys only
-        bias[:, :, 0, :] += torch.where(keys[:, None, :], self.row_value.view(1, -1, 1), 0.0)
+    def old_forward(self, pair_bias, token_mask, dtype):
+        bias = new_forward(self, pair_bias, token_mask, dtype).clone()
+        bias[:, :, 0, :] += torch.where(token_mask[:, None, :], self.row_value.view(1, -1, 1), 0.0)  # real keys
         return bias
 
     outputs = []

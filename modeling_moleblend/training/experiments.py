@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..data import QM9_SAMPLE, InputError
@@ -167,7 +167,8 @@ def relative_improvement(metric: str, value: float, reference: float) -> float:
 
 
 def _overrides_text(fields: Mapping) -> str:
-    return ",".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in fields.items())
+    """The ``--config_overrides`` text of ``fields`` (numbers only in the arms)."""
+    return ",".join(f"{k}={v}" for k, v in fields.items())
 
 
 def pretrain_arm(args: ExperimentArguments, budget: Budget, fields: dict, out: Path) -> Path:
@@ -263,11 +264,11 @@ def run_experiment(args: ExperimentArguments) -> ExperimentResult:
         experiment=args.experiment,
         budget={
             "name": args.budget,
-            **{k: v for k, v in budget.__dict__.items()},
+            **asdict(budget),
             "seeds": list(args.seeds or budget.seeds),
             "corpus": str(args.corpus or QM9_SAMPLE),
-        },  # fmt: skip
-        arms=sorted({row["arm"] for row in rows}, key=[row["arm"] for row in rows].index),
+        },
+        arms=list(dict.fromkeys(row["arm"] for row in rows)),
         tasks=tasks,
         table=rows,
         scores=scores,
@@ -303,8 +304,6 @@ def score_arms(rows: list[dict], reference: str) -> dict:
 
 
 def write_outputs(result: ExperimentResult, out: Path) -> None:
-    from dataclasses import asdict
-
     from ..evaluation.plots import plot_arm_scores
 
     out.mkdir(parents=True, exist_ok=True)
