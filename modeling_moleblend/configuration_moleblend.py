@@ -81,6 +81,9 @@ class MoleBlendConfig(PreTrainedConfig):
         target_3d: "distance" (default: regress d_ij) or "direction" (the reference: 1 - cos with p_j - p_i).
         noise_std: Gaussian noise (angstrom) added to the input coordinates for the denoising head.
         denoise_loss_weight, spd_loss_weight, edge_loss_weight, distance_loss_weight: the total loss's weights.
+        num_descriptors: 0 (the paper) or the number of standardised RDKit 2D descriptors that a head on the graph
+            token's final state regresses (MSE, weight ``descriptor_loss_weight``); ``moleblend pretrain
+            --descriptor_loss_weight`` sets both (going beyond the paper: a molecule-level target).
 
     Property prediction:
         num_labels, id2label, problem_type ("regression", "multi_label_classification" (also single binary
@@ -136,6 +139,8 @@ class MoleBlendConfig(PreTrainedConfig):
     spd_loss_weight: float | int = 0.1
     edge_loss_weight: float | int = 0.1
     distance_loss_weight: float | int = 0.5
+    num_descriptors: int = 0
+    descriptor_loss_weight: float | int = 1.0
 
     target_mean: list[float | int] | None = None
     target_std: list[float | int] | None = None
@@ -201,6 +206,7 @@ class MoleBlendConfig(PreTrainedConfig):
         if self.target_3d not in TARGETS_3D:
             raise ValueError(f"target_3d must be one of {TARGETS_3D}, got {self.target_3d!r}")
         weights = ("denoise_loss_weight", "spd_loss_weight", "edge_loss_weight", "distance_loss_weight")
+        weights += ("descriptor_loss_weight", "num_descriptors")
         for name in weights:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

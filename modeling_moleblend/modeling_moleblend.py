@@ -96,6 +96,8 @@ class MoleBlendForPretrainingOutput(ModelOutput):
         edge_loss: cross-entropy of the bond-along-the-path head.
         distance_loss: loss of the 3D relation head (distance regression, or 1 - cos for "direction").
         denoise_loss: 1 - cos between predicted and true coordinate noise.
+        descriptor_loss: MSE of the descriptor head on the standardised descriptors (only with
+            `config.num_descriptors > 0` and `descriptors` given; otherwise None).
         hidden_states, attentions: as in `MoleBlendModelOutput`.
     """
 
@@ -104,6 +106,7 @@ class MoleBlendForPretrainingOutput(ModelOutput):
     edge_loss: torch.FloatTensor | None = None
     distance_loss: torch.FloatTensor | None = None
     denoise_loss: torch.FloatTensor | None = None
+    descriptor_loss: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
@@ -954,6 +957,20 @@ class MoleBlendNoiseHead(nn.Module):
         return self.output(per_axis).squeeze(-1)
 
 
+class MoleBlendDescriptorHead(nn.Module):
+    """Graph token's final state `[batch, hidden]` -> Linear -> GELU -> Linear -> `[batch, num_descriptors]`: the
+    standardised RDKit 2D descriptors (a molecule-level target; the paper's heads read atom states only)."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.out_proj = nn.Linear(config.hidden_size, config.num_descriptors)
+
+    def forward(self, graph_token: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.activation(self.dense(graph_token)))
+
+
 class MoleBlendPretrainingHeads(nn.Module):
     def __init__(self, config: MoleBlendConfig):
         super().__init__()
@@ -961,6 +978,7 @@ class MoleBlendPretrainingHeads(nn.Module):
         self.edge = MoleBlendPairHead(config, config.max_hops * config.num_edge_classes)
         self.geometry = MoleBlendPairHead(config, 1 if config.target_3d == "distance" else 3)
         self.denoise = MoleBlendNoiseHead(config)
+        self.descriptors = MoleBlendDescriptorHead(config) if config.num_descriptors > 0 else None
 
 
 class MoleBlendForPretraining(MoleBlendPreTrainedModel):
@@ -968,7 +986,8 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
 
     Each forward draws modality blending (`sample_blend_masks`) and coordinate noise, encodes the blended molecule
     and predicts, from the final atom states, every pair's shortest-path length, the bonds along its shortest path
-    and its 3D relation (on the clean geometry), plus each 3D-featured atom's coordinate noise.
+    and its 3D relation (on the clean geometry), plus each 3D-featured atom's coordinate noise; with
+    `config.num_descriptors > 0`, also the molecule's standardised RDKit descriptors from the graph token.
     """
 
     def __init__(self, config: MoleBlendConfig):
@@ -1012,6 +1031,7 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
         blend_pair_modality: torch.LongTensor | None = None,
         blend_atom_3d: torch.BoolTensor | None = None,
         coordinate_noise: torch.FloatTensor | None = None,
+        descriptors: torch.FloatTensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -1023,6 +1043,8 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
                 count), so that a collated batch can be passed whole with `**batch`.
             blend_pair_modality, blend_atom_3d: fixed blending (default: drawn by `sample_blend_masks`).
             coordinate_noise: `[batch, atoms, 3]` fixed noise in angstrom (default: N(0, noise_std^2)).
+            descriptors: `[batch, num_descriptors]` standardised descriptor targets (NaN = missing, not scored);
+                used only when `config.num_descriptors > 0`.
         """
         config = self.config
         if atom_mask is None:
@@ -1081,12 +1103,20 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
             + config.edge_loss_weight * edge_loss
             + config.distance_loss_weight * distance_loss
         )
+        descriptor_loss = None
+        if self.pretrain_heads.descriptors is not None and descriptors is not None:
+            predicted = self.pretrain_heads.descriptors(outputs.last_hidden_state[:, 0])
+            target = descriptors.to(predicted.dtype)
+            known = torch.isfinite(target)
+            descriptor_loss = masked_mean((predicted - target.nan_to_num()).square(), known)
+            loss = loss + config.descriptor_loss_weight * descriptor_loss
         return MoleBlendForPretrainingOutput(
             loss=loss,
             spd_loss=spd_loss,
             edge_loss=edge_loss,
             distance_loss=distance_loss,
             denoise_loss=denoise_loss,
+            descriptor_loss=descriptor_loss,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

@@ -517,6 +517,33 @@ def test_pretraining_overfits_every_loss_component(batch):
         assert after < 0.85 * before, (name, before, after)
 
 
+def test_descriptor_head_adds_a_masked_mse_on_the_graph_token(batch):
+    """The descriptor loss is the MSE over known targets (NaN not scored), weighted into the total; without targets
+    the paper's loss is unchanged; its gradient reaches the graph token's path."""
+    config = tiny_config(num_descriptors=3, descriptor_loss_weight=2.0)
+    model = seeded(MoleBlendForPretraining, config).train()
+    torch.manual_seed(0)
+    pairs, atom_3d = sample_blend_masks(config, batch["atom_mask"], batch["has_3d"])
+    noise = torch.randn_like(batch["coordinates"]) * config.noise_std
+    fixed = dict(batch, blend_pair_modality=pairs, blend_atom_3d=atom_3d, coordinate_noise=noise)
+    targets = torch.randn(batch["atom_ids"].shape[0], 3)
+    targets[0, 1] = targets[2] = float("nan")
+    model.eval()
+    with torch.no_grad():
+        plain = model(**fixed)
+        out = model(**fixed, descriptors=targets, output_hidden_states=True)
+        predicted = model.pretrain_heads.descriptors(out.hidden_states[-1][:, 0])
+    known = ~targets.isnan()
+    expected = (predicted - targets)[known].square().mean()
+    assert plain.descriptor_loss is None
+    torch.testing.assert_close(out.descriptor_loss, expected)
+    torch.testing.assert_close(out.loss, plain.loss + 2.0 * expected)
+    model.train()
+    model(**fixed, descriptors=targets).loss.backward()
+    assert parameters_without_gradient(model) == []
+    assert model.moleblend.embeddings.graph_token.grad.abs().sum() > 0
+
+
 def test_pretraining_skips_3d_losses_without_3d(batch):
     model = seeded(MoleBlendForPretraining, tiny_config()).eval()
     flat = {**batch, "has_3d": torch.zeros_like(batch["has_3d"]), "coordinates": torch.zeros_like(batch["coordinates"])}

@@ -27,6 +27,12 @@ from safetensors.torch import load_file
 from modeling_moleblend import MoleBlendFeaturizer, MoleBlendForPretraining, MoleBlendForPropertyPrediction
 from modeling_moleblend.cli.main import main as moleblend
 from modeling_moleblend.data import LengthBucketedBatchSampler, read_molecule_table, split_train_validation
+from modeling_moleblend.data.descriptors import (
+    DescriptorScaler,
+    cached_descriptors,
+    calculate_descriptors,
+    descriptor_names,
+)
 from modeling_moleblend.training.checkpoints import checkpoint_problem, find_latest_checkpoint, read_jsonl
 from modeling_moleblend.training.common import parse_config_overrides
 from modeling_moleblend.training.pretraining import LOSS_COMPONENTS, tracker_config
@@ -148,6 +154,61 @@ def test_split_latest_checkpoint_and_corpus_formats(tmp_path):
         "x": True,
         "y": "abc",
     }
+
+
+def test_descriptors_exact_values_bad_smiles_workers_and_cache(tmp_path):
+    names = descriptor_names()
+    values = calculate_descriptors(["CCO", "not a smiles", "c1ccccc1O"])
+    assert values.shape == (3, len(names)) and len(names) > 100
+    column = {name: i for i, name in enumerate(names)}
+    assert values[0, column["MolWt"]] == pytest.approx(46.069, abs=1e-3)
+    assert values[0, column["HeavyAtomCount"]] == 3 and values[2, column["NumAromaticRings"]] == 1
+    assert values[0, column["NumHDonors"]] == 1 and values[2, column["RingCount"]] == 1
+    assert np.isnan(values[1]).all() and np.isfinite(values[[0, 2]]).all()
+    np.testing.assert_array_equal(calculate_descriptors(["CCO", "not a smiles", "c1ccccc1O"], num_workers=2), values)
+    first = cached_descriptors(["CCO", "c1ccccc1O"], tmp_path)
+    (cached,) = tmp_path.glob("descriptors-*.npy")
+    np.save(cached, np.full_like(first, 7.0))  # a second call reads the file instead of recomputing
+    assert (cached_descriptors(["CCO", "c1ccccc1O"], tmp_path) == 7.0).all()
+
+
+def test_descriptor_scaler_drops_constant_columns_standardises_and_clips(tmp_path):
+    raw = np.array([[1.0, 5.0, -3.0, 1e6], [1.0, 7.0, 3.0, 1e6], [1.0, np.nan, 0.0, 1e6]])
+    scaler = DescriptorScaler.fit(raw, names=["a", "b", "c", "d"], clip=1.2)
+    assert scaler.names == ["b", "c"] and scaler.columns == [1, 2]
+    out = scaler.transform(raw)
+    assert out.dtype == np.float32 and out.shape == (3, 2) and np.isnan(out[2, 0])
+    np.testing.assert_allclose(out[:2, 0], [-1.0, 1.0], rtol=1e-6)  # log1p(5), log1p(7): mean 0, std 1
+    np.testing.assert_allclose(out[:, 1], [-1.2, 1.2, 0.0], rtol=1e-6)  # +-1.2247 clipped to +-1.2
+    scaler.save(tmp_path)
+    assert DescriptorScaler.load(tmp_path) == scaler
+    with pytest.raises(ValueError, match="constant"):
+        DescriptorScaler.fit(np.ones((4, 3)))
+
+
+def test_descriptor_head_pretraining_logs_its_loss_and_keeps_its_targets_when_continued(runs):
+    out = runs["base"] / "descriptors"
+    extra = ["--max_train_steps", "3", "--eval_steps", "3", "--descriptor_loss_weight", "0.5"]
+    assert run_pretrain(pretrain_args(out, runs["cache"], *extra)) == 0
+    scaler = DescriptorScaler.load(out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_descriptors"] == len(scaler.names) > 50 and config["descriptor_loss_weight"] == 0.5
+    log = read_jsonl(out / "pretraining_log.jsonl")
+    assert all(math.isfinite(e["train_descriptor_loss"]) for e in log if "train_loss" in e)
+    assert [math.isfinite(e["eval_descriptor_loss"]) for e in log if "eval_loss" in e] == [True]
+    assert list(runs["cache"].glob("descriptors-*.npy"))  # raw values cached beside the featurized corpus
+    # continued from that folder: the same descriptors and statistics, the head's weights loaded
+    more = runs["base"] / "descriptors_more"
+    args = pretrain_args(more, runs["cache"], *extra, "--model_name_or_path", str(out))
+    assert run_pretrain(args) == 0
+    assert DescriptorScaler.load(more) == scaler
+    # the paper's objective, continued from it: no descriptor term
+    plain = runs["base"] / "descriptors_off"
+    assert (
+        run_pretrain(pretrain_args(plain, runs["cache"], "--max_train_steps", "2", "--model_name_or_path", str(out)))
+        == 0
+    )
+    assert not any("train_descriptor_loss" in e for e in read_jsonl(plain / "pretraining_log.jsonl"))
 
 
 def test_tracker_config_never_holds_a_token(tmp_path):

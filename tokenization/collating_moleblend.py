@@ -45,7 +45,8 @@ class MoleBlendCollator:
     Padding never changes a real molecule's values: every real entry is copied unchanged, padded entries get
     the values in ``PAD_VALUES`` and ``atom_mask`` marks them. Keys outside ``BATCH_LAYOUT`` (e.g. a table's
     ``row`` or ``smiles``) are ignored; ``labels`` (if any row has them, every row must) become ``[B, T]`` float32
-    through ``parse_label`` (None, "", "NA", "nan" -> NaN; other text is an ``InvalidLabelError``).
+    through ``parse_label`` (None, "", "NA", "nan" -> NaN; other text is an ``InvalidLabelError``). Pretraining
+    rows may carry ``descriptors`` (standardised RDKit descriptors, NaN = missing): they become ``[B, D]`` float32.
     """
 
     def __init__(self, pad_to_multiple_of: int | None = None, return_tensors: str = "pt"):
@@ -96,6 +97,8 @@ class MoleBlendCollator:
             if len({len(r) for r in rows}) != 1:
                 raise ValueError(f"molecules carry different numbers of labels: {sorted({len(r) for r in rows})}")
             data["labels"] = np.stack(rows)
+        if "descriptors" in features[0]:
+            data["descriptors"] = np.stack([np.asarray(f["descriptors"], dtype=np.float32) for f in features])
         if self.return_tensors == "pt":
             data = {key: torch.from_numpy(value) for key, value in data.items()}
         return BatchFeature(data)

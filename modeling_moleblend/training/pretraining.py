@@ -38,6 +38,8 @@ import torch
 
 from ..configuration_moleblend import MOLEBLEND_PRESETS, MoleBlendConfig
 from ..data import InputError, LengthBucketedBatchSampler, featurize_table, padding_counts, read_molecule_table
+from ..data.descriptors import STATISTICS_NAME as DESCRIPTOR_STATISTICS_NAME
+from ..data.descriptors import DescriptorScaler, cached_descriptors
 from ..data.samplers import split_train_validation
 from ..evaluation.plots import plot_pretraining_curves
 from ..files import publish, temporary_folder
@@ -69,6 +71,7 @@ logger = logging.getLogger(__name__)
 LOG_NAME = "pretraining_log.jsonl"
 RESULTS_NAME = "all_results.json"
 LOSS_COMPONENTS = ("loss", "spd_loss", "edge_loss", "distance_loss", "denoise_loss")
+DESCRIPTOR_COMPONENT = "descriptor_loss"  # logged only when the descriptor head is trained
 EVAL_SEED_OFFSET = 1_000_003  # validation draws its blend masks and noise from its own fixed seed
 
 
@@ -102,6 +105,10 @@ class PretrainArguments(HubArguments):
     )
     config_overrides: str | None = option(None, 'config fields, "k=v,k=v" (e.g. "hidden_size=64,num_kernels=16")',
                                         "model")  # fmt: skip
+    descriptor_loss_weight: float = option(
+        0.0, "also regress standardised RDKit 2D descriptors from the graph token, with this weight (0 = off: the "
+        "paper's objective)", "model",
+    )  # fmt: skip
 
     # training
     per_device_train_batch_size: int = option(64, "molecules per batch and process", "training")
@@ -139,6 +146,8 @@ class PretrainArguments(HubArguments):
         for name in ("logging_steps", "eval_steps", "per_device_train_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name} must be >= 1")
+        if self.descriptor_loss_weight < 0:
+            raise InputError(f"--descriptor_loss_weight must be >= 0, got {self.descriptor_loss_weight}")
 
 
 @dataclass
@@ -164,13 +173,23 @@ class PretrainResult(SavedResult):
 # ---------------------------------------------------------------------------------------------------------- setup
 
 
-def build_model(args) -> MoleBlendForPretraining:
+def build_model(args, num_descriptors: int = 0) -> MoleBlendForPretraining:
     overrides = parse_config_overrides(args.config_overrides)
     overrides["input_modality"] = "2d3d"  # blending needs both views
+    if num_descriptors:
+        overrides.update(num_descriptors=num_descriptors, descriptor_loss_weight=args.descriptor_loss_weight)
     if args.model_name_or_path:
-        config = MoleBlendConfig.from_pretrained(args.model_name_or_path, **overrides)
-        return MoleBlendForPretraining.from_pretrained(args.model_name_or_path, config=config)
+        start = starting_point(args)
+        config = MoleBlendConfig.from_pretrained(start, **overrides)
+        return MoleBlendForPretraining.from_pretrained(start, config=config)
     return MoleBlendForPretraining(MoleBlendConfig.from_preset(args.config_name, **overrides))
+
+
+def starting_point(args) -> str:
+    """``--model_name_or_path`` as a folder or Hub id (``builtin:NAME``: the shipped checkpoint's folder)."""
+    from ..inference import resolve_model_paths
+
+    return resolve_model_paths(args.model_name_or_path)[0]
 
 
 def checkpoint_candidates(args, updates_per_epoch: int) -> list[Path]:
@@ -213,33 +232,34 @@ def fixed_rng(seed: int, device: torch.device):
         yield
 
 
-def evaluate(model, dataloader, accelerator, seed: int) -> dict[str, float]:
+def evaluate(model, dataloader, accelerator, seed: int, components=LOSS_COMPONENTS) -> dict[str, float]:
     """Mean of each loss component over the validation molecules (every process's, each counted once)."""
     model.eval()
     per_molecule = []
     with torch.no_grad(), fixed_rng(seed, accelerator.device):
         for batch in dataloader:
             outputs = model(**batch)
-            values = torch.stack([outputs[name].detach().float() for name in LOSS_COMPONENTS])
+            values = torch.stack([outputs[name].detach().float() for name in components])
             # each molecule carries its batch's means: the result weights batches by their molecules
             rows = values.expand(batch["num_atoms"].shape[0], -1)
             per_molecule.append(accelerator.gather_for_metrics(rows))
     model.train()
     means = torch.cat(per_molecule).mean(dim=0)
-    return {f"eval_{name}": float(value) for name, value in zip(LOSS_COMPONENTS, means)}
+    return {f"eval_{name}": float(value) for name, value in zip(components, means)}
 
 
 class TrainingWindow:
     """Sums since the last log line: loss components, micro-batches, molecules, padding counts, training seconds
     (the clock is paused during validation and checkpointing)."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, components=LOSS_COMPONENTS):
         self.device = device
+        self.components = components
         self.running = False
         self.reset()
 
     def reset(self) -> None:
-        self.sums = torch.zeros(len(LOSS_COMPONENTS) + 6, dtype=torch.float64, device=self.device)
+        self.sums = torch.zeros(len(self.components) + 6, dtype=torch.float64, device=self.device)
         self.seconds = 0.0
 
     def resume(self) -> None:
@@ -252,7 +272,7 @@ class TrainingWindow:
             self.running = False
 
     def add(self, outputs, batch) -> None:
-        losses = torch.stack([outputs[name].detach().to(torch.float64) for name in LOSS_COMPONENTS])
+        losses = torch.stack([outputs[name].detach().to(torch.float64) for name in self.components])
         counts = torch.cat([losses.new_tensor([1.0, batch["num_atoms"].shape[0]]), padding_counts(batch)])
         self.sums += torch.cat([losses, counts.to(losses.device)])
 
@@ -260,9 +280,9 @@ class TrainingWindow:
         """(log entry, molecules, seconds), reduced over processes (every process must call it); then resets."""
         self.pause()
         sums = accelerator.reduce(self.sums.clone(), reduction="sum").tolist()
-        micro_batches, molecules, atoms, atom_slots, pairs, pair_slots = sums[len(LOSS_COMPONENTS) :]
+        micro_batches, molecules, atoms, atom_slots, pairs, pair_slots = sums[len(self.components) :]
         seconds = self.seconds  # the main process's clock
-        entry = {f"train_{name}": sums[i] / max(micro_batches, 1) for i, name in enumerate(LOSS_COMPONENTS)}
+        entry = {f"train_{name}": sums[i] / max(micro_batches, 1) for i, name in enumerate(self.components)}
         entry["molecules_per_second"] = molecules / max(seconds, 1e-9)
         entry["atom_padding_efficiency"] = atoms / max(atom_slots, 1)
         entry["pair_padding_efficiency"] = pairs / max(pair_slots, 1)
@@ -329,11 +349,14 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         np.asarray(dataset.select(eval_idx, keep_in_memory=True)["num_atoms"]) if len(eval_idx) else np.zeros(0)
     )
     # validation in size order: little padding, and the order does not matter for a mean
-    eval_dataset = (
-        features.select(eval_idx[np.argsort(eval_lengths, kind="stable")], keep_in_memory=True)
-        if len(eval_idx)
-        else None
-    )
+    eval_order = eval_idx[np.argsort(eval_lengths, kind="stable")]
+    eval_dataset = features.select(eval_order, keep_in_memory=True) if len(eval_idx) else None
+    components, scaler = LOSS_COMPONENTS, None
+    if args.descriptor_loss_weight > 0:
+        scaler, targets = descriptor_targets(args, dataset, train_idx, out, accelerator)
+        train_dataset = WithDescriptors(train_dataset, targets[train_idx])
+        eval_dataset = WithDescriptors(eval_dataset, targets[eval_order]) if eval_dataset is not None else None
+        components = (*LOSS_COMPONENTS, DESCRIPTOR_COMPONENT)
     logger.info(f"{len(train_dataset)} training and {len(eval_idx)} validation molecules")
 
     pad_to = args.pad_to_multiple_of or (8 if accelerator.device.type == "cuda" else None)
@@ -353,7 +376,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         eval_dataloader = DataLoader(eval_dataset, batch_size=args.per_device_eval_batch_size, collate_fn=collator)
 
     # ---- model, optimizer, schedule
-    model = build_model(args)
+    model = build_model(args, num_descriptors=len(scaler.names) if scaler else 0)
     set_seed(args.seed, device_specific=True)  # blend masks, noise and dropout differ between processes
     optimizer = torch.optim.AdamW(optimizer_groups(model, args.weight_decay), lr=args.learning_rate)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
@@ -417,7 +440,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     def validate() -> dict[str, float] | None:
         if eval_dataloader is None:
             return None
-        result = evaluate(model, eval_dataloader, accelerator, args.seed + EVAL_SEED_OFFSET)
+        result = evaluate(model, eval_dataloader, accelerator, args.seed + EVAL_SEED_OFFSET, components)
         record({"step": completed_steps, "epoch": completed_steps / updates_per_epoch, **result})
         logger.info(f"step {completed_steps} validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         return result
@@ -445,7 +468,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         disable=not accelerator.is_local_main_process or args.quiet,
         desc="pretraining",
     )
-    window = TrainingWindow(accelerator.device)
+    window = TrainingWindow(accelerator.device, components)
     train_seconds, train_molecules = 0.0, 0
     last_eval, last_train_entry, grad_norm, epoch = None, None, None, starting_epoch
     last_eval_step = -1
@@ -526,6 +549,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
             "num_warmup_steps": args.num_warmup_steps,
             "weight_decay": args.weight_decay,
             "max_grad_norm": args.max_grad_norm,
+            "descriptor_loss_weight": args.descriptor_loss_weight,
+            "num_descriptors": len(scaler.names) if scaler else 0,
             "mixed_precision": accelerator.mixed_precision,
             "seed": args.seed,
             "resumed_from": str(checkpoint) if checkpoint else None,
@@ -554,6 +579,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         from ..hub_card import write_model_card
 
         MoleBlendFeaturizer(**{**featurizer.to_dict(), "num_workers": 1, "errors": "raise"}).save_pretrained(out)
+        if scaler is not None:
+            scaler.save(out)
         result.save(out)
         plot_pretraining_curves(
             read_jsonl(log_path),
@@ -572,6 +599,46 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
+
+
+class WithDescriptors(torch.utils.data.Dataset):
+    """A featurized table's rows with each molecule's standardised descriptors added as ``descriptors``."""
+
+    def __init__(self, rows, descriptors: np.ndarray):
+        if len(rows) != len(descriptors):
+            raise ValueError(f"{len(rows)} rows but {len(descriptors)} descriptor rows")
+        self.rows, self.descriptors = rows, descriptors
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.rows[int(index)], "descriptors": self.descriptors[int(index)]}
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        return [self[i] for i in indices]
+
+
+def descriptor_targets(args, dataset, train_idx, out: Path, accelerator) -> tuple[DescriptorScaler, np.ndarray]:
+    """The standardised descriptor targets of every featurized molecule ``[molecules, descriptors]`` and their
+    scaler: the starting checkpoint's (so its head keeps its meaning), else fitted on the training molecules. The raw
+    values are cached beside the featurized corpus (the main process computes them, the others read them)."""
+    cache_dir = args.data_cache_dir or (out / "featurized")
+    with accelerator.main_process_first():
+        values = cached_descriptors(
+            dataset["smiles"], cache_dir, num_workers=args.num_workers or 1, progress=False if args.quiet else None
+        )
+    start = Path(starting_point(args)) if args.model_name_or_path else None
+    if start is not None and (start / DESCRIPTOR_STATISTICS_NAME).exists():
+        scaler = DescriptorScaler.load(start)
+        logger.info(f"descriptor targets: the {len(scaler.names)} descriptors of {start}")
+    else:
+        scaler = DescriptorScaler.fit(values[train_idx])
+        logger.info(f"descriptor targets: {len(scaler.names)} RDKit descriptors (constant ones dropped)")
+    missing = int(np.isnan(values).any(axis=1).sum())
+    if missing:
+        logger.info(f"descriptor targets: {missing} molecules miss some values (not scored)")
+    return scaler, scaler.transform(values)
 
 
 def _available_trackers(report_to: str) -> list[str] | None:
