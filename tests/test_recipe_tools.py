@@ -271,6 +271,24 @@ def test_experiment_ablation_at_the_tiny_budget_tabulates_resumes_and_chooses_on
     assert moleblend(["experiment", "ablation", "--tasks", "bad-spec", "--output_dir", str(tmp_path / "x")]) == 2
 
 
+def test_objective_experiment_passes_each_arm_its_objective(tmp_path):
+    rows = [[s, round(0.3 * len(s) + 0.1 * i, 2)] for i, s in enumerate(EXPERIMENT_SMILES)]
+    data = write_csv(tmp_path / "t.csv", ["smiles", "y"], rows)
+    out = tmp_path / "objective"
+    _cli_ok(["experiment", "objective", "--tasks", f"toy={data}:y", "--budget", "tiny", "--arms", "descriptors",
+             "hidden_pairs_only", "--split", "random", "--num_workers", "0", "--quiet", "--output_dir", str(out)])  # fmt: skip
+    saved = json.loads((out / "experiment.json").read_text())
+    assert saved["arms"] == ["no_pretraining", "hidden_pairs_only", "descriptors"]
+    config = {arm: json.loads((out / "arms" / arm / "pretrained" / "config.json").read_text())
+              for arm in ("descriptors", "hidden_pairs_only")}  # fmt: skip
+    assert config["descriptors"]["num_descriptors"] > 50 and not config["descriptors"]["score_hidden_pairs_only"]
+    assert (
+        config["hidden_pairs_only"]["num_descriptors"] == 0 and config["hidden_pairs_only"]["score_hidden_pairs_only"]
+    )
+    log = (out / "arms" / "descriptors" / "pretrained" / "pretraining_log.jsonl").read_text()
+    assert "train_descriptor_loss" in log
+
+
 def test_modality_experiment_arms_score_the_same_test_rows(tmp_path):
     """Every input modality keeps every row: a molecule without a conformer stays, with no 3D."""
     from modeling_moleblend.training.experiments import _test_rows

@@ -10,7 +10,7 @@ from .common import add_dataclass_arguments, dataclass_from_namespace
 NAME = "experiment"
 HELP = "pretrain every arm of an experiment, finetune each on a task panel, tabulate (validation decides)"
 DESCRIPTION = f"""\
-One of the paper's experiments: every arm is pretrained on the same corpus with the same updates, batch and seed
+One of the paper's experiments, or the objective options: every arm is pretrained on the same corpus with the same updates, batch and seed
 (the arms differ only in the objective), then finetuned on every task with the same recipe, split and seeds. The
 table gives validation and test (mean +- std) per task and arm; arms are compared on validation only, by the
 mean over tasks of the relative improvement over no pretraining. Killed runs resume (the same command again).
@@ -32,6 +32,7 @@ examples:
       --budget cpu --output_dir experiments/ablation
   moleblend experiment blend-ratio --tasks lipo=lipophilicity.csv:logD --output_dir experiments/ratio
   moleblend experiment modality --tasks qm9_gap=qm9.sdf.gz:gap --output_dir experiments/modality
+  moleblend experiment objective --corpus corpus.csv --tasks esol=esol.csv:logS --output_dir experiments/objective
 
 outputs in OUTPUT_DIR: experiment.md, experiment.json, experiment.png, arms/ARM/pretrained/, arms/ARM/TASK/.
 """

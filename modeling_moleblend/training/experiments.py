@@ -1,4 +1,5 @@
-"""The paper's three experiments, one command each (``moleblend experiment ablation | blend-ratio | modality``).
+"""The paper's three experiments and the objective options, one command each (``moleblend experiment ablation |
+blend-ratio | modality | objective``).
 
 Every arm is pretrained on the same corpus with the same steps, batch size and seed (the arms differ only in the
 objective's config fields), then finetuned on every task of the same panel with the same recipe, split and seeds.
@@ -15,6 +16,10 @@ reference). The test column is reported beside it, never used to choose.
 * modality: no pretraining and full MoleBLEND, each finetuned with 2d, 3d and 2d3d input. All arms score the
   same rows: a molecule whose conformer cannot be made keeps its row with no 3D (``conformer_fallback="2d"``;
   in the 3d arm it then has no structural input), so no arm drops a test molecule the others keep.
+* objective: no pretraining; the paper's objective (our defaults: per-molecule symmetric blend masks, distance
+  target); the reference code's mode (``blend_mask_mode="per_batch"``, direction target); scoring only the pairs
+  that hid each relation; the paper's objective plus the descriptor head (standardised RDKit 2D descriptors
+  regressed from the graph token, weight 1; ``moleblend pretrain --descriptor_loss_weight``).
 
 Budgets (``--budget``): ``tiny`` (seconds; what the tests run), ``cpu`` (a 2-core session: small preset, 3,000
 pretraining updates of 64 molecules, 3 seeds, 30 epochs), ``gpu`` (one accelerator: 50,000 updates of 256).
@@ -44,7 +49,7 @@ from .finetuning import FinetuneArguments, FinetuneResult, finetune
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENTS = ("ablation", "blend-ratio", "modality")
+EXPERIMENTS = ("ablation", "blend-ratio", "modality", "objective")
 NO_PRETRAINING = "no_pretraining"
 HIGHER_IS_BETTER = ("roc_auc", "pr_auc")
 
@@ -106,7 +111,15 @@ PRETRAINING_ARMS: dict[str, dict[str, dict | None]] = {
         "3d_heavy_0.1_0.1_0.8": _ratios(0.1, 0.1, 0.8),
     },
     "modality": {NO_PRETRAINING: None, "full": {}},
+    "objective": {
+        NO_PRETRAINING: None,
+        "paper": {},
+        "reference_per_batch_direction": {"blend_mask_mode": "per_batch", "target_3d": "direction"},
+        "hidden_pairs_only": {"score_hidden_pairs_only": True},
+        "descriptors": {"descriptor_loss_weight": 1.0},
+    },
 }
+PRETRAIN_OPTIONS = ("descriptor_loss_weight",)  # arm fields passed to `moleblend pretrain` as options, not config
 FINETUNE_MODALITIES = ("2d", "3d", "2d3d")
 
 
@@ -175,6 +188,8 @@ def pretrain_arm(args: ExperimentArguments, budget: Budget, fields: dict, out: P
     """Pretrains one arm (in its own process: each pretraining owns its accelerate state) unless it finished."""
     if (out / "all_results.json").is_file():
         return out
+    options = {name: fields[name] for name in PRETRAIN_OPTIONS if name in fields}
+    fields = {name: value for name, value in fields.items() if name not in options}
     overrides = ",".join(filter(None, [budget.config_overrides, _overrides_text(fields)]))
     command = [sys.executable, "-m", "modeling_moleblend.cli", "pretrain", "--train_file",
                str(args.corpus or QM9_SAMPLE), "--config_name", "small", "--max_train_steps",
@@ -183,6 +198,7 @@ def pretrain_arm(args: ExperimentArguments, budget: Budget, fields: dict, out: P
                "--checkpointing_steps", str(max(budget.pretrain_steps // 10, 1)), "--save_total_limit", "1",
                "--data_cache_dir", str(out.parent.parent / "corpus_featurized")]  # fmt: skip
     command += ["--config_overrides", overrides] if overrides else []
+    command += [item for name, value in options.items() for item in (f"--{name}", str(value))]
     command += ["--max_train_samples", str(budget.max_train_samples)] if budget.max_train_samples else []
     command += ["--num_workers", str(args.num_workers)] if args.num_workers is not None else []
     command += ["--quiet"] if args.quiet else []
