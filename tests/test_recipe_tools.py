@@ -275,8 +275,9 @@ def test_objective_experiment_passes_each_arm_its_objective(tmp_path):
     rows = [[s, round(0.3 * len(s) + 0.1 * i, 2)] for i, s in enumerate(EXPERIMENT_SMILES)]
     data = write_csv(tmp_path / "t.csv", ["smiles", "y"], rows)
     out = tmp_path / "objective"
-    _cli_ok(["experiment", "objective", "--tasks", f"toy={data}:y", "--budget", "tiny", "--arms", "descriptors",
-             "hidden_pairs_only", "--split", "random", "--num_workers", "0", "--quiet", "--output_dir", str(out)])  # fmt: skip
+    arms = ["--arms", "descriptors", "hidden_pairs_only"]
+    _cli_ok(["experiment", "objective", "--tasks", f"toy={data}:y", "--budget", "tiny", *arms, "--split", "random",
+             "--num_workers", "0", "--quiet", "--output_dir", str(out)])  # fmt: skip
     saved = json.loads((out / "experiment.json").read_text())
     assert saved["arms"] == ["no_pretraining", "hidden_pairs_only", "descriptors"]
     config = {arm: json.loads((out / "arms" / arm / "pretrained" / "config.json").read_text())
