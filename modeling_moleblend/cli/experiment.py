@@ -11,9 +11,10 @@ NAME = "experiment"
 HELP = "pretrain every arm of an experiment, finetune each on a task panel, tabulate (validation decides)"
 DESCRIPTION = f"""\
 One of the paper's experiments, or the objective options: every arm is pretrained on the same corpus with the
-same updates, batch and seed (the arms differ only in the objective), then finetuned on every task with the same recipe, split and seeds. The
-table gives validation and test (mean +- std) per task and arm; arms are compared on validation only, by the
-mean over tasks of the relative improvement over no pretraining. Killed runs resume (the same command again).
+same updates, batch and seed (the arms differ only in the objective), then finetuned on every task with the same
+recipe, split and seeds. The table gives validation and test (mean +- std) per task and arm; arms are compared on
+validation only, by the mean over tasks of the relative improvement over no pretraining. Killed runs resume (the
+same command again).
 
 arms:
 {chr(10).join(f"  {name}: {', '.join(arms)}" for name, arms in PRETRAINING_ARMS.items())}
