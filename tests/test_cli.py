@@ -414,6 +414,10 @@ def test_builtin_checkpoints_load_offline_by_name_and_an_unknown_name_is_one_mes
         assert (folder / "README.md").stat().st_size > 0 and (folder / "preprocessor_config.json").is_file()
         model = MoleBlendModel.from_pretrained(folder)  # offline, from the package
         assert model.config.model_type == "moleblend"
+        if model.config.num_descriptors:  # its descriptor head's targets ship beside it, for continued pretraining
+            from modeling_moleblend.data.descriptors import DescriptorScaler
+
+            assert len(DescriptorScaler.load(folder).names) == model.config.num_descriptors
         out = tmp_path / name
         assert moleblend([*argv, "--model_name_or_path", f"builtin:{name}", "--output_dir", str(out)]) == 0
         result = json.loads((out / "results.json").read_text())
