@@ -43,7 +43,7 @@ class CardInfo:
     task: str = "molecular property prediction"
     dataset_name: str | None = None
     dataset_id: str | None = None  # a Hub dataset id, when the data has one
-    base_model: str | None = None
+    base_model: str | None = None  # where training started: a Hub id, a folder or builtin:NAME (card text)
     task_names: list[str] = field(default_factory=list)
     problem_type: str | None = None
     split: str | None = None  # e.g. "Bemis-Murcko scaffold 8:1:1, deterministic"
@@ -56,6 +56,13 @@ class CardInfo:
     featurizer: dict[str, object] = field(default_factory=dict)  # max_atoms, conformer policy, hydrogens
     limitations: list[str] = field(default_factory=list)
     license: str = "apache-2.0"
+
+
+def is_hub_id(name: str | None) -> bool:
+    """``owner/name`` or ``name``: not a folder, a URL or a ``builtin:NAME`` checkpoint."""
+    if not name or ":" in name or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        return False
+    return not Path(name).expanduser().exists()
 
 
 def _format_metric(metric: MetricSummary) -> str:
@@ -90,7 +97,7 @@ def card_data(info: CardInfo) -> ModelCardData:
         license=info.license,
         tags=list(TAGS),
         datasets=[info.dataset_id] if info.dataset_id else None,
-        base_model=info.base_model,
+        base_model=info.base_model if is_hub_id(info.base_model) else None,  # the Hub's field takes ids only
         metrics=sorted({m.name for m in info.metrics}) or None,
         eval_results=results or None,
     )

@@ -313,6 +313,23 @@ def test_cards_parse_and_carry_the_metrics(hub, pushed):
     assert hub.file_bytes(REPO, "README.md") == (pushed["root"] / "hub_v2" / "README.md").read_bytes()
 
 
+def test_card_metadata_names_a_base_model_only_when_it_is_a_hub_id(tmp_path):
+    """The card's text says where training started; its YAML ``base_model`` (a Hub link) takes Hub ids only."""
+    from modeling_moleblend.hub_card.model_card import card_data
+
+    folder = tmp_path / "local_model"
+    folder.mkdir()
+    for start, expected in [
+        ("builtin:small", None),
+        (str(folder), None),
+        ("./x", None),
+        ("owner/moleblend", "owner/moleblend"),
+    ]:
+        assert card_data(CardInfo(model_name="m", summary="s", base_model=start)).base_model == expected, start
+    shipped = ModelCard.load(Path(__file__).parents[1] / "modeling_moleblend" / "pretrained" / "small" / "README.md")
+    assert shipped.data.base_model is None and "builtin:small" in shipped.text
+
+
 def test_export_refuses_a_non_empty_folder_and_keeps_no_pickle(trained, tmp_path):
     folder = export_for_hub(trained["v1"], tmp_path / "export")
     assert not (folder / "training_args.bin").exists()

@@ -175,11 +175,15 @@ def test_descriptors_exact_values_bad_smiles_workers_and_cache(tmp_path):
 def test_descriptor_scaler_drops_constant_columns_standardises_and_clips(tmp_path):
     raw = np.array([[1.0, 5.0, -3.0, 1e6], [1.0, 7.0, 3.0, 1e6], [1.0, np.nan, 0.0, 1e6]])
     scaler = DescriptorScaler.fit(raw, names=["a", "b", "c", "d"], clip=1.2)
-    assert scaler.names == ["b", "c"] and scaler.columns == [1, 2]
-    out = scaler.transform(raw)
+    assert scaler.names == ["b", "c"]
+    out = scaler.transform(raw, names=["a", "b", "c", "d"])
     assert out.dtype == np.float32 and out.shape == (3, 2) and np.isnan(out[2, 0])
     np.testing.assert_allclose(out[:2, 0], [-1.0, 1.0], rtol=1e-6)  # log1p(5), log1p(7): mean 0, std 1
     np.testing.assert_allclose(out[:, 1], [-1.2, 1.2, 0.0], rtol=1e-6)  # +-1.2247 clipped to +-1.2
+    # targets are found by name: a release listing its descriptors in another order gives the same targets
+    np.testing.assert_array_equal(scaler.transform(raw[:, ::-1], names=["d", "c", "b", "a"]), out)
+    with pytest.raises(ValueError, match=r"\['c'\] of the statistics are not computed"):
+        scaler.transform(raw[:, :2], names=["a", "b"])
     scaler.save(tmp_path)
     assert DescriptorScaler.load(tmp_path) == scaler
     with pytest.raises(ValueError, match="constant"):

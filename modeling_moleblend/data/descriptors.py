@@ -16,6 +16,7 @@ RDKit 2026.09), standardised:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -31,11 +32,16 @@ logger = logging.getLogger(__name__)
 STATISTICS_NAME = "descriptor_statistics.json"
 
 
-def descriptor_names() -> list[str]:
-    """RDKit's 2D descriptor names, in ``Descriptors._descList`` order."""
+@functools.cache
+def _names() -> tuple[str, ...]:
     from rdkit.Chem import Descriptors
 
-    return [name for name, _ in Descriptors._descList]
+    return tuple(name for name, _ in Descriptors._descList)
+
+
+def descriptor_names() -> list[str]:
+    """RDKit's 2D descriptor names, in ``Descriptors._descList`` order (the columns of ``calculate_descriptors``)."""
+    return list(_names())
 
 
 def _row(smiles: str) -> list[float]:
@@ -43,7 +49,7 @@ def _row(smiles: str) -> list[float]:
     from rdkit.Chem import Descriptors
 
     RDLogger.DisableLog("rdApp.*")
-    names = descriptor_names()
+    names = _names()
     mol = Chem.MolFromSmiles(smiles) if smiles else None
     if mol is None:
         return [math.nan] * len(names)
@@ -65,7 +71,7 @@ def calculate_descriptors(smiles: Sequence[str], num_workers: int = 1, progress:
             rows = list(tqdm(pool.imap(_row, smiles, chunksize=64), **bar))
     else:
         rows = [_row(s) for s in tqdm(smiles, **bar)]
-    values = np.asarray(rows, dtype=np.float64).reshape(len(smiles), len(descriptor_names()))
+    values = np.asarray(rows, dtype=np.float64).reshape(len(smiles), len(_names()))
     values[~np.isfinite(values)] = np.nan
     return values
 
@@ -81,7 +87,7 @@ def cached_descriptors(
     path = Path(cache_dir) / f"descriptors-{rdkit.__version__}-{digest}.npy"
     if path.exists():
         values = np.load(path)
-        if values.shape == (len(smiles), len(descriptor_names())):
+        if values.shape == (len(smiles), len(_names())):
             return values
         logger.warning("%s has shape %s: recomputing", path, values.shape)
     values = calculate_descriptors(smiles, num_workers=num_workers, progress=progress)
@@ -98,10 +104,10 @@ def signed_log1p(values: np.ndarray) -> np.ndarray:
 
 @dataclass
 class DescriptorScaler:
-    """Which descriptors are targets, and how they are standardised (saved as ``descriptor_statistics.json``)."""
+    """Which descriptors are targets, and how they are standardised (saved as ``descriptor_statistics.json``).
+    Targets are named, not numbered: another RDKit release may list its descriptors in another order."""
 
     names: list[str]
-    columns: list[int]  # into descriptor_names()
     center: list[float]
     scale: list[float]
     clip: float = 5.0
@@ -120,15 +126,23 @@ class DescriptorScaler:
             raise ValueError("every descriptor is constant on these molecules: nothing to regress")
         return cls(
             names=[names[i] for i in keep],
-            columns=keep,
             center=[float(center[i]) for i in keep],
             scale=[float(scale[i]) for i in keep],
             clip=clip,
         )
 
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        """Raw ``[molecules, all descriptors]`` -> standardised ``[molecules, len(names)]`` float32 (NaN kept)."""
-        transformed = signed_log1p(values[:, self.columns])
+    def transform(self, values: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+        """Raw ``[molecules, all descriptors]`` (columns ``names``, default ``descriptor_names()``) -> standardised
+        ``[molecules, len(self.names)]`` float32 (NaN kept).
+
+        Raises:
+            ValueError: a target descriptor is not among ``names`` (e.g. an RDKit release without it).
+        """
+        column = {name: i for i, name in enumerate(names or descriptor_names())}
+        missing = [name for name in self.names if name not in column]
+        if missing:
+            raise ValueError(f"descriptors {missing[:5]} of the statistics are not computed by this RDKit release")
+        transformed = signed_log1p(values[:, [column[name] for name in self.names]])
         standardised = (transformed - np.asarray(self.center)) / np.asarray(self.scale)
         return np.clip(standardised, -self.clip, self.clip).astype(np.float32)
 

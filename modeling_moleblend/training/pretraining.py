@@ -354,8 +354,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     components, scaler = LOSS_COMPONENTS, None
     if args.descriptor_loss_weight > 0:
         scaler, targets = descriptor_targets(args, dataset, train_idx, out, accelerator)
-        train_dataset = WithDescriptors(train_dataset, targets[train_idx])
-        eval_dataset = WithDescriptors(eval_dataset, targets[eval_order]) if eval_dataset is not None else None
+        train_dataset = with_descriptors(train_dataset, targets[train_idx])
+        eval_dataset = with_descriptors(eval_dataset, targets[eval_order]) if eval_dataset is not None else None
         components = (*LOSS_COMPONENTS, DESCRIPTOR_COMPONENT)
     logger.info(f"{len(train_dataset)} training and {len(eval_idx)} validation molecules")
 
@@ -601,22 +601,12 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 # ---------------------------------------------------------------------------------------------------------- helpers
 
 
-class WithDescriptors(torch.utils.data.Dataset):
-    """A featurized table's rows with each molecule's standardised descriptors added as ``descriptors``."""
+def with_descriptors(rows, descriptors: np.ndarray):
+    """The featurized rows with each molecule's standardised descriptors as a float32 ``descriptors`` column (the
+    collator stacks it; the loader keeps fetching whole batches from the table)."""
+    from datasets import List, Value
 
-    def __init__(self, rows, descriptors: np.ndarray):
-        if len(rows) != len(descriptors):
-            raise ValueError(f"{len(rows)} rows but {len(descriptors)} descriptor rows")
-        self.rows, self.descriptors = rows, descriptors
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict:
-        return {**self.rows[int(index)], "descriptors": self.descriptors[int(index)]}
-
-    def __getitems__(self, indices: list[int]) -> list[dict]:
-        return [self[i] for i in indices]
+    return rows.add_column("descriptors", list(descriptors), feature=List(Value("float32")))
 
 
 def descriptor_targets(args, dataset, train_idx, out: Path, accelerator) -> tuple[DescriptorScaler, np.ndarray]:
