@@ -131,6 +131,26 @@ class MoleBlendShortestPathBias(nn.Module):
         return self.embedding(index).permute(0, 3, 1, 2)
 
 
+class MoleBlendSumOfRows(torch.autograd.Function):
+    """`table[index].sum(1)` for `table` `[rows, width]` and `index` `[items, hops]` -> `[items, width]`, without the
+    `[items, hops, width]` intermediate: forward by `embedding_bag` (one pass in C), backward by one `index_add_`
+    per hop (on CPU, autograd's own `embedding_bag` backward sorts the indices and costs 4x the forward)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.rows = table.shape[0]
+        return F.embedding_bag(index, table, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (index,) = ctx.saved_tensors
+        grad_table = grad.new_zeros(ctx.rows, grad.shape[1])
+        for hop in range(index.shape[1]):
+            grad_table.index_add_(0, index[:, hop], grad)
+        return grad_table, None
+
+
 class MoleBlendBondPathBias(nn.Module):
     """Per-head bias from the bonds along a shortest path (multi-hop edge encoding).
 
@@ -154,15 +174,14 @@ class MoleBlendBondPathBias(nn.Module):
         hops = path_bonds.shape[-1]
         bonds = self.bond_embedding(bond_features.long()).mean(dim=-2)  # [batch, bonds, heads]
         num_bonds = bonds.shape[1]
-        # Transform the few bonds once per hop, then gather per pair and hop: never a [batch, atoms, atoms, hops,
-        # heads] tensor. Row 0 of each molecule ("no bond") is zeroed, so absent hops add nothing.
+        # Transform the few bonds once per hop, then sum the rows each pair's path names: never a [batch, atoms,
+        # atoms, hops, heads] tensor. Row 0 of each molecule ("no bond") is zeroed, so absent hops add nothing.
         per_bond = torch.einsum("bnh,khg->bkng", bonds, self.hop_matrices[:hops])  # [batch, hops, bonds, heads]
         per_bond = per_bond * (torch.arange(num_bonds, device=bonds.device) > 0)[:, None]
-        total = None
-        for hop in range(hops):
-            rows = path_bonds[..., hop].reshape(batch, atoms * atoms, 1).expand(-1, -1, per_bond.shape[-1])
-            gathered = per_bond[:, hop].gather(1, rows)  # [batch, atoms * atoms, heads]
-            total = gathered if total is None else total + gathered
+        device = path_bonds.device
+        first_row = (torch.arange(batch, device=device)[:, None] * hops + torch.arange(hops, device=device)) * num_bonds
+        rows = (path_bonds + first_row[:, None, None, :]).reshape(batch * atoms * atoms, hops)
+        total = MoleBlendSumOfRows.apply(per_bond.reshape(batch * hops * num_bonds, -1), rows)
         num_hops = (path_bonds > 0).sum(-1, keepdim=True).clamp(min=1)
         return (total.view(batch, atoms, atoms, -1) / num_hops).permute(0, 3, 1, 2)
 

@@ -40,6 +40,8 @@ from modeling_moleblend.modeling_moleblend import (
     PAIR_SHOWS_EDGE,
     PAIR_SHOWS_SPD,
     MoleBlendAttentionBias,
+    MoleBlendBondPathBias,
+    MoleBlendSumOfRows,
     attention_keep_mask,
     hidden_pair_masks,
     sample_blend_masks,
@@ -289,6 +291,38 @@ def test_attention_dropout_keeps_the_configured_fraction_and_is_seeded():
     assert keep.float().mean(dim=(1, 2)).std() < 0.02  # no molecule or head gets a biased share
     torch.manual_seed(1)
     assert not torch.equal(attention_keep_mask(weights, 0.1)[0], keep)
+
+
+def test_bond_path_bias_equals_the_per_pair_sum_in_values_and_gradients(batch):
+    """The bias of pair (i, j) is the mean over its path's hops k of bond_k @ hop_matrix_k: checked against an
+    explicit loop over molecules, pairs and hops on the 7 test molecules (two fragments, rings, a 37-atom drug)."""
+    config = tiny_config(max_hops=3)
+    module = seeded(MoleBlendBondPathBias, config)
+    torch.nn.init.normal_(module.hop_matrices)
+    path_bonds, bond_features = batch["path_bonds"], batch["bond_features"]
+    bias = module(path_bonds, bond_features)
+    bonds = module.bond_embedding(bond_features.long()).mean(dim=-2)
+    expected = torch.zeros_like(bias)
+    for b in range(path_bonds.shape[0]):
+        for i in range(path_bonds.shape[1]):
+            for j in range(path_bonds.shape[2]):
+                rows = [(k, int(r)) for k, r in enumerate(path_bonds[b, i, j, :3]) if r > 0]
+                if rows:
+                    terms = [bonds[b, r] @ module.hop_matrices[k] for k, r in rows]
+                    expected[b, :, i, j] = torch.stack(terms).sum(0) / len(rows)
+    torch.testing.assert_close(bias, expected, rtol=1e-5, atol=1e-6)
+    weights = torch.randn_like(bias)
+    got = torch.autograd.grad((bias * weights).sum(), [module.hop_matrices, module.bond_embedding.weight])
+    want = torch.autograd.grad((expected * weights).sum(), [module.hop_matrices, module.bond_embedding.weight])
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_sum_of_rows_has_the_gradient_of_an_indexed_sum():
+    table = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([[0, 3, 3], [6, 1, 0], [2, 2, 2], [5, 4, 0]])
+    torch.testing.assert_close(MoleBlendSumOfRows.apply(table, index), table[index].sum(1))
+    assert torch.autograd.gradcheck(lambda t: MoleBlendSumOfRows.apply(t, index), (table,))
 
 
 def test_molecules_without_3d_get_no_3d_signal(batch):

@@ -77,6 +77,42 @@ def test_regression_losses_on_standardised_targets():
         MoleBlendConfig.from_preset("small", regression_loss="cubic")
 
 
+def test_finetuning_batches_group_molecules_by_size_and_evaluation_is_sorted(tmp_path):
+    """The Trainer's samplers: training batches are LengthBucketedBatchSampler's (seeded per epoch, so a resumed
+    run sees the same ones), evaluation batches come smallest first."""
+    import datasets
+    from transformers import Trainer, TrainingArguments
+
+    from modeling_moleblend.data.samplers import LengthBucketedBatchSampler, LengthBucketedSampler
+    from modeling_moleblend.training.finetuning import length_bucketed_trainer
+
+    lengths = np.random.default_rng(0).integers(3, 60, size=203)
+    sampler = LengthBucketedSampler(lengths, batch_size=8, seed=5, megabatch_batches=0)
+    assert sampler.batches.megabatch_batches == 203 // 32  # transformers' rule: a quarter of the epoch
+    order = list(sampler)
+    assert sorted(order) == list(range(203))
+    assert [order[i : i + 8] for i in range(0, 203, 8)] == LengthBucketedBatchSampler(lengths, 8, 5, 6).batches(0)
+    sampler.set_epoch(1)
+    assert list(sampler) != order and sorted(sampler) == list(range(203))
+
+    table = datasets.Dataset.from_dict({"num_atoms": lengths.tolist()})
+    trainer = length_bucketed_trainer(Trainer, 50)(
+        model=torch.nn.Linear(1, 1),
+        args=TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, per_device_eval_batch_size=8,
+                               seed=5, report_to="none", use_cpu=True, remove_unused_columns=False),
+        train_dataset=table,
+        eval_dataset=table,
+        data_collator=lambda rows: [row["num_atoms"] for row in rows],
+    )  # fmt: skip
+    evaluated = [n for batch in trainer.get_eval_dataloader() for n in batch]
+    assert evaluated == sorted(lengths.tolist())
+    trained = [batch for batch in trainer.get_train_dataloader()]
+    expected = LengthBucketedBatchSampler(lengths, 8, seed=5, megabatch_batches=50).batches(0)
+    assert trained == [lengths[b].tolist() for b in expected]
+    padded = sum(len(b) * max(b) for b in trained)
+    assert sum(lengths) / padded > 0.9  # one megabatch holds the epoch: nearly no padding
+
+
 def test_carving_validation_from_train_is_deterministic_and_keeps_scaffolds(esol_smiles):
     smiles = esol_smiles[:300]
     split = {"train": list(range(0, 250)), "validation": [], "test": list(range(250, 300))}

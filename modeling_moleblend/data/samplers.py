@@ -104,3 +104,43 @@ def padding_counts(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack(
         [num_atoms.sum(), num_atoms.new_tensor(slots), (num_atoms**2).sum(), num_atoms.new_tensor(slots * padded)]
     )
+
+
+class LengthBucketedSampler(Sampler[int]):
+    """The molecules of ``LengthBucketedBatchSampler``'s batches, one after another, for a ``DataLoader`` (the
+    ``Trainer``'s) that cuts them into batches of the same ``batch_size`` itself: full batches first, the one
+    smaller batch last, so that the cuts fall where the batch sampler's do. ``set_epoch`` (the Trainer calls it)
+    selects the epoch's order, so a resumed run sees the same batches.
+
+    ``megabatch_batches=0`` follows transformers' ``LengthGroupedSampler``: megabatches of a quarter of the epoch,
+    at most 50 batches."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, megabatch_batches: int = 0):
+        if megabatch_batches == 0:
+            megabatch_batches = min(max(len(lengths) // (batch_size * 4), 1), 50)
+        self.batches = LengthBucketedBatchSampler(lengths, batch_size, seed, megabatch_batches)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self.batches.batches():
+            yield from batch
+
+
+class SortedByLengthSampler(Sampler[int]):
+    """Every molecule once, smallest first (ties in input order): the least padding for evaluation, where the
+    order does not matter. The one smaller batch holds the largest molecules, the fewest rows at the widest
+    padding."""
+
+    def __init__(self, lengths: Sequence[int]):
+        self.order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self.order.tolist()
