@@ -94,6 +94,10 @@ class MoleBlendConfig(PreTrainedConfig):
             states, or "graph_token+mean" (both, concatenated).
         regression_loss: "mse" (default), "l1" or "huber" (``huber_delta``, on standardised targets).
         label_values: per task mapped from text labels, ``{"0": "inactive", "1": "active"}`` (informational).
+        molecule_feature_names, molecule_feature_center, molecule_feature_scale, molecule_feature_clip: RDKit 2D
+            descriptors the head reads beside the readout (``moleblend finetune --molecule_descriptors``; None =
+            none, the paper): the featurizer supplies their raw values, the model standardises them (signed
+            log1p, then ``(x - center) / scale`` fitted on the training rows, clipped to +-clip, missing -> 0).
 
     Use ``MoleBlendConfig.from_preset("small", num_labels=2)`` for the preset sizes in ``MOLEBLEND_PRESETS``.
     """
@@ -148,6 +152,10 @@ class MoleBlendConfig(PreTrainedConfig):
     regression_loss: str = "mse"
     huber_delta: float | int = 1.0
     label_values: dict | None = None
+    molecule_feature_names: list[str] | None = None
+    molecule_feature_center: list[float | int] | None = None
+    molecule_feature_scale: list[float | int] | None = None
+    molecule_feature_clip: float | int = 5.0
     tie_word_embeddings: bool = False
 
     @classmethod
@@ -232,6 +240,17 @@ class MoleBlendConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be finite, got {values}")
         if self.target_std is not None and any(v <= 0 for v in self.target_std):
             raise ValueError(f"target_std must be > 0, got {self.target_std}")
+        names = self.molecule_feature_names or []
+        for name in ("molecule_feature_center", "molecule_feature_scale"):
+            values = getattr(self, name)
+            if len(values or []) != len(names):
+                raise ValueError(f"{name} has {len(values or [])} values for {len(names)} molecule_feature_names")
+        if any(v <= 0 for v in self.molecule_feature_scale or []):
+            raise ValueError("molecule_feature_scale must be > 0")
+
+    @property
+    def num_molecule_features(self) -> int:
+        return len(self.molecule_feature_names or [])
 
 
 __all__ = ["MOLEBLEND_PRESETS", "MoleBlendConfig"]

@@ -627,6 +627,7 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
         num_atoms: torch.LongTensor | None = None,
         blend_pair_modality: torch.LongTensor | None = None,
         blend_atom_3d: torch.BoolTensor | None = None,
+        molecule_descriptors: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         output_attention_bias: bool = False,
@@ -644,6 +645,7 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
             has_3d: `[batch]` whether a molecule's coordinates are real (default: any non-zero coordinate).
             num_atoms: `[batch]` accepted and ignored (`atom_mask` carries it), so that a collated batch can be
                 passed whole with `**batch`.
+            molecule_descriptors: `[batch, features]` accepted and ignored (a property head reads them), likewise.
             blend_pair_modality: `[batch or 1, atoms, atoms]` 0 = shortest path, 1 = bond path, 2 = 3D: the one
                 relation each pair shows (modality blending; needs input_modality "2d3d").
             blend_atom_3d: `[batch or 1, atoms]` True where an atom gets the 3D atom feature instead of its degree
@@ -754,6 +756,27 @@ class MoleBlendPropertyHead(nn.Module):
         return self.out_proj(self.activation(self.dense(self.dropout(pooled))))
 
 
+class MoleBlendMoleculeFeatures(nn.Module):
+    """Raw RDKit descriptors `[batch, features]` -> standardised `[batch, features]`: signed log1p (in float64: raw
+    values such as Ipc pass float32's range), `(x - center) / scale` with the training rows' statistics, clipped to
+    +-clip; a missing value (NaN) becomes 0, the training mean."""
+
+    def __init__(self, config: MoleBlendConfig):
+        super().__init__()
+        # statistics live in the config, not in buffers: no weights to load, and a bf16 cast leaves them exact
+        self.clip = float(config.molecule_feature_clip)
+        self.center = list(config.molecule_feature_center)
+        self.scale = list(config.molecule_feature_scale)
+
+    def forward(self, raw: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        raw = raw.to(torch.float64)
+        center = torch.tensor(self.center, dtype=torch.float64, device=raw.device)
+        scale = torch.tensor(self.scale, dtype=torch.float64, device=raw.device)
+        transformed = torch.sign(raw) * torch.log1p(raw.abs())
+        standardised = ((transformed - center) / scale).clamp(-self.clip, self.clip)
+        return torch.nan_to_num(standardised, nan=0.0).to(dtype)
+
+
 class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
     """MoleBlend with a molecule-level head on the readout (`config.readout`: the graph token by default; registered
     for `AutoModelForSequenceClassification`).
@@ -773,7 +796,9 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
         super().__init__(config)
         self.moleblend = MoleBlendModel(config)
         self.readout = MoleBlendReadout(config)
-        self.classifier = MoleBlendPropertyHead(config, self.readout.output_size)
+        extra = config.num_molecule_features
+        self.molecule_features = MoleBlendMoleculeFeatures(config) if extra else None
+        self.classifier = MoleBlendPropertyHead(config, self.readout.output_size + extra)
         self.post_init()
 
     def _target_statistics(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -827,6 +852,7 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
         has_3d: torch.BoolTensor | None = None,
         num_atoms: torch.LongTensor | None = None,
         labels: torch.FloatTensor | None = None,
+        molecule_descriptors: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -835,7 +861,14 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
         Args:
             (the featurizer's batch, as in `MoleBlendModel.forward`)
             labels: `[batch, num_labels]` float, NaN = missing.
+            molecule_descriptors: `[batch, config.num_molecule_features]` raw RDKit descriptor values (NaN =
+                missing), required when the config names molecule features (its featurizer adds them).
         """
+        if self.molecule_features is not None and molecule_descriptors is None:
+            raise ValueError(
+                f"this model reads {self.config.num_molecule_features} RDKit descriptors beside the graph: featurize "
+                "with its own featurizer (saved with it), which adds `molecule_descriptors`"
+            )
         outputs = self.moleblend(
             atom_ids=atom_ids,
             degree=degree,
@@ -851,7 +884,10 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
         )
         if atom_mask is None:
             atom_mask = atom_ids[..., 0] != 0
-        standardised_logits = self.classifier(self.readout(outputs.last_hidden_state, atom_mask.bool()))
+        pooled = self.readout(outputs.last_hidden_state, atom_mask.bool())
+        if self.molecule_features is not None:
+            pooled = torch.cat([pooled, self.molecule_features(molecule_descriptors, pooled.dtype)], dim=-1)
+        standardised_logits = self.classifier(pooled)
         loss = self.compute_loss(standardised_logits, labels) if labels is not None else None
         logits = standardised_logits
         if self.config.problem_type == "regression":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -595,6 +596,35 @@ def test_pretraining_skips_3d_losses_without_3d(batch):
 # Property prediction
 
 
+def test_the_head_reads_standardised_descriptors_beside_the_readout(featurizer):
+    """Raw descriptors -> signed log1p -> (x - center) / scale, clipped, NaN -> 0, concatenated to the readout;
+    the values come from RDKit by name (exact on CCO: MolLogP -0.0014, TPSA 20.23)."""
+    names = DESCRIPTOR_FIELDS["molecule_feature_names"]
+    with_descriptors = MoleBlendFeaturizer(conformer="none", molecule_descriptors=names)
+    batch = with_descriptors(["CCO", "c1ccccc1O"], return_tensors="pt")
+    raw = batch["molecule_descriptors"]
+    assert raw.dtype == torch.float64 and raw.shape == (2, 3)
+    np.testing.assert_allclose(raw[0, :2].numpy(), [-0.0014, 20.23], atol=1e-4)
+    model = seeded(MoleBlendForPropertyPrediction, tiny_config(num_labels=1, **DESCRIPTOR_FIELDS)).eval()
+    assert model.classifier.dense.in_features == 32 + 3
+    standardised = model.molecule_features(torch.tensor([[math.e - 1, 0.0, float("nan")], [-1e40, 1e40, 0.0]]),
+                                           torch.float32)  # fmt: skip
+    torch.testing.assert_close(standardised, torch.tensor([[0.0, -3.0, 0.0], [-5.0, 5.0, -0.5]]))
+    seen = {}
+    model.classifier.register_forward_pre_hook(lambda module, inputs: seen.update(pooled=inputs[0]))
+    with torch.no_grad():
+        model(**batch)
+    torch.testing.assert_close(seen["pooled"][:, 32:], model.molecule_features(raw, torch.float32))
+    batch.pop("molecule_descriptors")
+    with pytest.raises(ValueError, match="reads 3 RDKit descriptors"):
+        model(**batch)
+    assert MoleBlendModel(model.config)(**with_descriptors(["CCO"], return_tensors="pt")).pooler_output.shape == (
+        1, 32,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="does not compute"):
+        MoleBlendFeaturizer(molecule_descriptors=["NotADescriptor"])
+
+
 def test_nan_labels_never_reach_the_loss(batch):
     config = tiny_config(num_labels=2, problem_type="multi_label_classification")
     model = seeded(MoleBlendForPropertyPrediction, config).eval()
@@ -704,9 +734,26 @@ print(json.dumps({"logits": logits.tolist(), "pooled": pooled.tolist(), "modules
 """
 
 
-def test_hub_export_loads_without_the_package(tmp_path, featurizer):
-    config = tiny_config(num_labels=2, problem_type="regression", target_mean=[1.0, 2.0], target_std=[3.0, 4.0])
+DESCRIPTOR_FIELDS = dict(
+    molecule_feature_names=["MolLogP", "TPSA", "Ipc"],
+    molecule_feature_center=[1.0, 3.0, 2.0],
+    molecule_feature_scale=[2.0, 1.0, 4.0],
+)
+
+
+@pytest.mark.parametrize("descriptors", [False, True], ids=["graph", "graph+descriptors"])
+def test_hub_export_loads_without_the_package(tmp_path, featurizer, descriptors):
+    """The exported folder alone (trust_remote_code) featurizes and predicts as the package does; with RDKit
+    descriptors, its featurizer computes them and its head reads them."""
+    extra = DESCRIPTOR_FIELDS if descriptors else {}
+    config = tiny_config(
+        num_labels=2, problem_type="regression", target_mean=[1.0, 2.0], target_std=[3.0, 4.0], **extra
+    )
     model = seeded(MoleBlendForPropertyPrediction, config).eval()
+    if descriptors:
+        featurizer = MoleBlendFeaturizer(
+            conformer="generate", num_workers=0, seed=0, molecule_descriptors=extra["molecule_feature_names"]
+        )
     export = tmp_path / "export"
     model.save_pretrained(export)
     featurizer.save_pretrained(export)

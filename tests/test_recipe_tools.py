@@ -154,6 +154,45 @@ def test_predefined_files_and_a_train_test_column(tmp_path, esol_rows):
     assert splits["test"] == list(range(50, 60)) and splits["validation"] and set(splits["validation"]) < set(range(50))
 
 
+def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_them(tmp_path, esol_rows):
+    from rdkit import Chem
+    from rdkit.Chem import Crippen
+
+    rows = [[r["smiles"], r["logS"]] for r in esol_rows[:60]]
+    data = write_csv(tmp_path / "data.csv", ["smiles", "logS"], rows)
+    out = tmp_path / "run"
+    tiny = "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64"
+    common = ["--label_columns", "logS", "--seeds", "0", "--num_train_epochs", "1", "--split", "random", *TINY]
+    assert moleblend(["finetune", "--train_file", str(data), "--molecule_descriptors", "--from_scratch",
+                      "--config_overrides", tiny, "--output_dir", str(out), *common]) == 0  # fmt: skip
+    config = MoleBlendConfig.from_pretrained(out / "model")
+    featurizer = MoleBlendFeaturizer.from_pretrained(out / "model")
+    names = config.molecule_feature_names
+    assert featurizer.molecule_descriptors == names and "MolLogP" in names and "NumRadicalElectrons" not in names
+    train = json.loads((out / "splits.json").read_text())["train"]
+    logp = np.array([Crippen.MolLogP(Chem.MolFromSmiles(rows[i][0])) for i in train])
+    center = np.mean(np.sign(logp) * np.log1p(np.abs(logp)))
+    assert config.molecule_feature_center[names.index("MolLogP")] == pytest.approx(center, rel=1e-9)
+
+    smiles = [rows[i][0] for i in range(3)]
+    write_csv(tmp_path / "new.csv", ["smiles"], [[s] for s in smiles])
+    assert moleblend(["predict", "--model_name_or_path", str(out / "model"), "--input", str(tmp_path / "new.csv"),
+                      "--output", str(tmp_path / "p.csv"), "--quiet"]) == 0  # fmt: skip
+    with open(tmp_path / "p.csv") as handle:
+        predicted = [float(row["logS_pred"]) for row in csv.DictReader(handle)]
+    model = MoleBlendForPropertyPrediction.from_pretrained(out / "model").eval()
+    with torch.no_grad():
+        expected = model(**featurizer(smiles, return_tensors="pt")).logits[:, 0].numpy()
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-5)
+
+    again = tmp_path / "again"  # continuing from the finetuned model keeps its descriptors and statistics
+    assert moleblend(["finetune", "--train_file", str(data), "--model_name_or_path", str(out / "model"),
+                      "--output_dir", str(again), *common]) == 0  # fmt: skip
+    continued = MoleBlendConfig.from_pretrained(again / "model")
+    assert continued.molecule_feature_names == names
+    assert continued.molecule_feature_center == config.molecule_feature_center
+
+
 def test_temperature_and_interval_calibration_recover_what_was_built_in():
     rng = np.random.default_rng(0)
     true_logit = rng.normal(0, 2, size=4000)

@@ -46,7 +46,8 @@ class MoleBlendCollator:
     the values in ``PAD_VALUES`` and ``atom_mask`` marks them. Keys outside ``BATCH_LAYOUT`` (e.g. a table's
     ``row`` or ``smiles``) are ignored; ``labels`` (if any row has them, every row must) become ``[B, T]`` float32
     through ``parse_label`` (None, "", "NA", "nan" -> NaN; other text is an ``InvalidLabelError``). Pretraining
-    rows may carry ``descriptors`` (standardised RDKit descriptors, NaN = missing): they become ``[B, D]`` float32.
+    rows may carry ``descriptors`` (standardised RDKit descriptors, NaN = missing): they become ``[B, D]`` float32;
+    a featurizer with ``molecule_descriptors`` adds the raw values, ``[B, F]`` float64.
     """
 
     def __init__(self, pad_to_multiple_of: int | None = None, return_tensors: str = "pt"):
@@ -97,6 +98,10 @@ class MoleBlendCollator:
             if len({len(r) for r in rows}) != 1:
                 raise ValueError(f"molecules carry different numbers of labels: {sorted({len(r) for r in rows})}")
             data["labels"] = np.stack(rows)
+        if "molecule_descriptors" in features[0]:  # raw RDKit values: float64 (Ipc passes 1e38 on large molecules)
+            data["molecule_descriptors"] = np.stack(
+                [np.asarray(f["molecule_descriptors"], dtype=np.float64) for f in features]
+            )
         if "descriptors" in features[0]:
             data["descriptors"] = np.stack([np.asarray(f["descriptors"], dtype=np.float32) for f in features])
         if self.return_tensors == "pt":

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover
 from .batch_layout_moleblend import MODEL_INPUT_NAMES
 from .collating_moleblend import MoleBlendCollator
 from .conformers_moleblend import ConformerSettings, generate_conformers
+from .descriptors_moleblend import descriptor_values, unknown_descriptors
 from .errors_moleblend import (
     ConformerError,
     ConformerTimeoutError,
@@ -154,6 +155,10 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
             and query atoms are always unsupported.
         max_hops: bonds kept along each shortest path (the paper uses 5).
         pad_to_multiple_of: passed to ``MoleBlendCollator`` by ``__call__``.
+        molecule_descriptors: RDKit 2D descriptor names (``descriptors_moleblend.descriptor_names()``); if given,
+            every molecule also gets their raw values, ``molecule_descriptors`` ``[len(names)]`` float64 (NaN where
+            RDKit fails), computed on the molecule the graph is built from. A model finetuned with
+            ``--molecule_descriptors`` reads them; its featurizer lists the names it needs.
     """
 
     model_input_names = list(MODEL_INPUT_NAMES)
@@ -173,6 +178,7 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         allowed_elements: list[str] | None = None,
         max_hops: int = MAX_HOPS,
         pad_to_multiple_of: int | None = None,
+        molecule_descriptors: list[str] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -193,6 +199,11 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
             (conformer_retries >= 0, f"conformer_retries must be >= 0, got {conformer_retries!r}"),
             (conformer_timeout > 0, f"conformer_timeout must be > 0 seconds, got {conformer_timeout!r}"),
             (1 <= max_hops <= 32, f"max_hops must be in 1..32, got {max_hops!r}"),
+            (
+                not molecule_descriptors or not unknown_descriptors(molecule_descriptors),
+                f"molecule_descriptors: this RDKit release does not compute "
+                f"{unknown_descriptors(molecule_descriptors or [])[:5]}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -210,6 +221,7 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
         self.allowed_elements = sorted(allowed_elements) if allowed_elements is not None else None
         self.max_hops = max_hops
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.molecule_descriptors = list(molecule_descriptors) if molecule_descriptors else None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in super().to_dict().items() if not k.startswith("_")}
@@ -388,6 +400,8 @@ class MoleBlendFeaturizer(FeatureExtractionMixin):
             coordinates if coordinates is not None else np.zeros((mol.GetNumAtoms(), 3), np.float32)
         )
         features["num_atoms"] = np.int64(mol.GetNumAtoms())
+        if settings["molecule_descriptors"]:
+            features["molecule_descriptors"] = descriptor_values(mol, settings["molecule_descriptors"])
         if labels is not None:
             values = labels[record.index]
             values = [values] if np.ndim(values) == 0 else list(values)

@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 CACHE_LAYOUT_VERSION = "v3"  # in the folder name: a cache of another layout is never read as this one
 
 
-def dataset_features(with_labels: bool):
-    """The ``datasets.Features`` of a featurized table, derived from the batch layout."""
+def dataset_features(with_labels: bool, with_descriptors: bool = False):
+    """The ``datasets.Features`` of a featurized table, derived from the batch layout (plus the raw
+    ``molecule_descriptors`` of a featurizer that computes them)."""
     from datasets import Features, List, Value
 
     spec = {}
@@ -36,6 +37,8 @@ def dataset_features(with_labels: bool):
     spec["smiles"] = Value("string")
     if with_labels:
         spec["labels"] = List(Value(STORAGE_DTYPES["labels"]))
+    if with_descriptors:
+        spec["molecule_descriptors"] = List(Value("float64"))
     return Features(spec)
 
 
@@ -49,7 +52,10 @@ def table_cache_key(table: MoleculeTable, featurizer: MoleBlendFeaturizer) -> st
         digest.update("\n".join(s or "" for s in table.smiles).encode())
     if table.labels is not None:
         digest.update(np.ascontiguousarray(table.labels).tobytes())
-    settings = {k: v for k, v in featurizer.to_dict().items() if k not in ("errors", "num_workers", "auto_map")}
+    ignored = ("errors", "num_workers", "auto_map")
+    settings = {k: v for k, v in featurizer.to_dict().items() if k not in ignored}
+    if not settings.get("molecule_descriptors"):
+        settings.pop("molecule_descriptors", None)  # caches made before the option keep their key
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:20]
 
@@ -91,7 +97,8 @@ def featurize_table(
     try:
         if (cache_path / REPORT_NAME).exists():
             report = _report_from_dict(json.loads((cache_path / REPORT_NAME).read_text()))
-            return _concatenate(_load_shards(cache_path)[0], dataset_features(table.labels is not None)), report
+            spec = dataset_features(table.labels is not None, bool(featurizer.molecule_descriptors))
+            return _concatenate(_load_shards(cache_path)[0], spec), report
         return _featurize(table, featurizer, cache_path, progress, chunk_size)
     finally:
         lock.release()
@@ -105,7 +112,8 @@ def _featurize(table, featurizer, cache_path: Path | None, progress, chunk_size)
     from datasets import Dataset, load_from_disk
     from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 
-    features_spec = dataset_features(table.labels is not None)
+    with_descriptors = bool(featurizer.molecule_descriptors)
+    features_spec = dataset_features(table.labels is not None, with_descriptors)
     parts, reports, done = _load_shards(cache_path) if cache_path is not None else ([], [], 0)
     if done:
         logger.info("%s: %d shards (%d inputs) done by an earlier run, continuing", cache_path, len(reports), done)
@@ -128,6 +136,8 @@ def _featurize(table, featurizer, cache_path: Path | None, progress, chunk_size)
                 for name in FEATURE_COLUMNS:
                     value = features[name]
                     columns[name].append(np.asarray(value).ravel() if np.ndim(value) else value.item())
+            if with_descriptors:
+                columns["molecule_descriptors"] = [f["molecule_descriptors"] for f in result.features]
             columns["row"] = indices
             columns["smiles"] = [table.smiles[i] or "" for i in indices]
             if table.labels is not None:

@@ -16,7 +16,6 @@ RDKit 2026.09), standardised:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -28,33 +27,24 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tokenization.descriptors_moleblend import descriptor_names, descriptor_values
+
 logger = logging.getLogger(__name__)
 STATISTICS_NAME = "descriptor_statistics.json"
 
 
-@functools.cache
 def _names() -> tuple[str, ...]:
-    from rdkit.Chem import Descriptors
-
-    return tuple(name for name, _ in Descriptors._descList)
-
-
-def descriptor_names() -> list[str]:
-    """RDKit's 2D descriptor names, in ``Descriptors._descList`` order (the columns of ``calculate_descriptors``)."""
-    return list(_names())
+    return tuple(descriptor_names())
 
 
 def _row(smiles: str) -> list[float]:
     from rdkit import Chem, RDLogger
-    from rdkit.Chem import Descriptors
 
     RDLogger.DisableLog("rdApp.*")
-    names = _names()
     mol = Chem.MolFromSmiles(smiles) if smiles else None
     if mol is None:
-        return [math.nan] * len(names)
-    values = Descriptors.CalcMolDescriptors(mol, missingVal=math.nan, silent=True)
-    return [float(values.get(name, math.nan)) for name in names]
+        return [math.nan] * len(_names())
+    return descriptor_values(mol, _names()).tolist()
 
 
 def calculate_descriptors(smiles: Sequence[str], num_workers: int = 1, progress: bool | None = None) -> np.ndarray:

@@ -31,6 +31,7 @@ import torch
 
 from ..configuration_moleblend import MOLEBLEND_PRESETS, MoleBlendConfig
 from ..data import InputError, featurize_table, infer_problem_type, label_statistics, make_split, read_molecule_table
+from ..data.descriptors import DescriptorScaler
 from ..data.samplers import LengthBucketedSampler, SortedByLengthSampler
 from ..data.splits import carve_validation, column_split
 from ..data.tables import concatenate_tables
@@ -49,6 +50,7 @@ from ..inference import predict_properties, resolve_model_paths, to_probabilitie
 from ..modeling_moleblend import MoleBlendForPropertyPrediction
 from ..pretrained import BUILTIN_PREFIX, DEFAULT_CHECKPOINT, available_checkpoints
 from ..tokenization import CONFORMER_POLICIES, FEATURE_COLUMNS, MoleBlendCollator
+from ..tokenization.descriptors_moleblend import descriptor_names
 from .checkpoints import checkpoint_problem
 from .common import (
     HubArguments,
@@ -158,6 +160,11 @@ class FinetuneArguments(HubArguments):
         "for a new head; a finetuned model keeps its own)", "model",
         choices=("graph_token", "mean", "sum", "graph_token+mean"),
     )  # fmt: skip
+    molecule_descriptors: bool = option(
+        False, "the head also reads RDKit's 2D descriptors (standardised on the training rows; about 10 ms per "
+        "molecule to compute, cached; going beyond the paper). A model started from one that reads them keeps "
+        "them", "model",
+    )  # fmt: skip
     loss: str = option("mse", "regression loss on standardised targets", "training", choices=("mse", "l1", "huber"))
     metric_for_best_model: str | None = option(
         None, "validation metric that selects the epoch and the shipped seed (default: rmse, or roc_auc for "
@@ -230,7 +237,13 @@ class FinetuneResult(SavedResult):
 
 
 def task_config(
-    args: FinetuneArguments, config: MoleBlendConfig, problem_type, label_names, train_labels, label_maps
+    args: FinetuneArguments,
+    config: MoleBlendConfig,
+    problem_type,
+    label_names,
+    train_labels,
+    label_maps,
+    molecule_features: dict | None = None,
 ) -> MoleBlendConfig:
     """The property model's config: the task (names, type, regression statistics) and the finetuning recipe of the
     paper (attention dropout only: activation, hidden and drop-path dropout 0), then the user's overrides."""
@@ -258,6 +271,7 @@ def task_config(
     has_head = bool(config.problem_type) and "MoleBlendForPropertyPrediction" in (config.architectures or [])
     updates["readout"] = args.readout or (config.readout if has_head else DEFAULT_READOUT)
     updates["regression_loss"] = args.loss
+    updates.update(molecule_features or {})
     updates.update(parse_config_overrides(args.config_overrides))
     data = {**config.to_dict(), **updates}
     for key in ("architectures", "transformers_version", "auto_map", "dtype", "model_type"):
@@ -345,6 +359,7 @@ class FinetuneData:
     labels: dict  # split -> [n, tasks] float32
     smiles: dict  # split -> SMILES
     selection_metric: str = "rmse"
+    molecule_features: dict | None = None  # config fields of the descriptors the head reads (fitted on train)
 
     @property
     def greater_is_better(self) -> bool:
@@ -394,11 +409,15 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
         start, "none" if modality == "2d" else args.conformer, args.max_atoms, args.num_workers, args.revision,
         conformer_fallback=args.conformer_fallback,
     )  # fmt: skip
+    if config.molecule_feature_names:  # the starting model reads descriptors: its featurizer computes them
+        featurizer.molecule_descriptors = list(config.molecule_feature_names)
+    elif args.molecule_descriptors:
+        featurizer.molecule_descriptors = descriptor_names()  # every one; the constant ones are dropped after
     state.wait_for_everyone()  # every process has checked before the main one writes
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / RUN_SETTINGS_NAME, settings)
-    data = prepare_data(args, table, featurizer, state, out)
+    data = prepare_data(args, table, featurizer, state, out, fit_descriptors=not config.molecule_feature_names)
 
     # ---- one model per seed; selection on validation only
     per_seed, histories, member_outputs = [], {}, {}
@@ -513,8 +532,11 @@ def _check_output_dir(out: Path, args: FinetuneArguments, settings: dict) -> Non
         )
 
 
-def prepare_data(args: FinetuneArguments, table, featurizer, state, out: Path) -> FinetuneData:
-    """Featurize (cached), check the labels, split (written to ``splits.json``) and build each split's table."""
+def prepare_data(
+    args: FinetuneArguments, table, featurizer, state, out: Path, fit_descriptors: bool = True
+) -> FinetuneData:
+    """Featurize (cached), check the labels, split (written to ``splits.json``) and build each split's table; with
+    a featurizer that computes descriptors and ``fit_descriptors``, fit their statistics on the training rows."""
     cache_dir = args.data_cache_dir or (out / "featurized")
     with state.main_process_first():  # the main process featurizes and caches, the others read the cache
         dataset, report = featurize_table(
@@ -576,6 +598,11 @@ def prepare_data(args: FinetuneArguments, table, featurizer, state, out: Path) -
     }
     _check_labels(args, table.label_names, labels, problem_type)
     model_columns = [*FEATURE_COLUMNS, "labels"]
+    molecule_features = None
+    if featurizer.molecule_descriptors:
+        if fit_descriptors:
+            dataset, molecule_features = _fit_molecule_features(dataset, split["train"], featurizer)
+        model_columns.append("molecule_descriptors")
     default_metric = "roc_auc" if problem_type == CLASSIFICATION else "rmse"
     metric = args.metric_for_best_model or default_metric
     if (metric in ("roc_auc", "pr_auc")) != (problem_type == CLASSIFICATION):
@@ -596,7 +623,27 @@ def prepare_data(args: FinetuneArguments, table, featurizer, state, out: Path) -
         },
         labels=labels,
         smiles={name: [smiles[i] for i in idx] for name, idx in split.items()},
+        molecule_features=molecule_features,
     )
+
+
+def _fit_molecule_features(dataset, train_index, featurizer):
+    """The descriptors the head reads and their statistics, fitted on the training rows (signed log1p, centre,
+    scale; constant ones dropped), as config fields; the dataset keeps those columns only, and the featurizer
+    (saved with the model) computes just those."""
+    from datasets import List, Value
+
+    names = list(featurizer.molecule_descriptors)
+    raw = np.asarray(dataset["molecule_descriptors"], dtype=np.float64).reshape(len(dataset), len(names))
+    scaler = DescriptorScaler.fit(raw[np.asarray(train_index, dtype=np.int64)], names)
+    keep = [names.index(name) for name in scaler.names]
+    dataset = dataset.remove_columns("molecule_descriptors").add_column(
+        "molecule_descriptors", list(raw[:, keep]), feature=List(Value("float64"))
+    )
+    featurizer.molecule_descriptors = list(scaler.names)
+    logger.info("molecule descriptors: %d of %d (constant ones on train dropped)", len(keep), len(names))
+    fields = {"molecule_feature_names": scaler.names, "molecule_feature_center": scaler.center}
+    return dataset, fields | {"molecule_feature_scale": scaler.scale, "molecule_feature_clip": scaler.clip}
 
 
 def _check_labels(args: FinetuneArguments, tasks: list[str], labels: dict, problem_type: str) -> None:
@@ -646,7 +693,7 @@ def train_seed(args, seed: int, data: FinetuneData, config, start, featurizer, s
     state.wait_for_everyone()
     set_seed(seed)
     seed_config = task_config(args, config, data.problem_type, data.label_names, data.labels["train"],
-                              data.table.label_maps)  # fmt: skip
+                              data.table.label_maps, data.molecule_features)  # fmt: skip
     if start:
         model = MoleBlendForPropertyPrediction.from_pretrained(
             start, config=seed_config, revision=args.revision, ignore_mismatched_sizes=True
