@@ -3,7 +3,7 @@
 
     python scripts/compare_panels.py --reference scratch=docs/results/scratch_panel.json \\
         --arm builtin_small=docs/results/pretrained_small/panel_pretrained.json --arm more=runs/panel/paper \\
-        --output docs/results/panels.json
+        --output docs/results/panels.json --plot docs/results/panels.png
 
 An arm is a panel JSON (``{task: results.json contents}``) or a folder of `scripts/benchmark_finetune.py`
 outputs (every ``*/TASK_2d/results.json`` under it). The score is the experiments' rule: the mean over tasks of the
@@ -77,11 +77,39 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(summary: dict, path: Path) -> None:
+    """One panel per task: each arm's validation and test mean +- std (the metric's direction in the title)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if any(t in entry for entry in summary.values())]
+    arms = list(summary)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        metric = next(entry[task]["metric"] for entry in summary.values() if task in entry)
+        for offset, part in ((-0.2, "validation"), (0.2, "test")):
+            x = [i + offset for i, arm in enumerate(arms) if task in summary[arm]]
+            cells = [summary[arm][task][part] for arm in arms if task in summary[arm]]
+            ax.bar(x, [c["mean"] for c in cells], 0.4, yerr=[c["std"] for c in cells], label=part, capsize=3)
+        low = min(summary[a][task][p]["mean"] - summary[a][task][p]["std"] for a in arms if task in summary[a]
+                  for p in ("validation", "test"))  # fmt: skip
+        ax.set_ylim(bottom=max(0.0, 0.9 * low))
+        ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
+        ax.set_title(f"{task} ({metric}, {'higher' if metric == 'roc_auc' else 'lower'} is better)", fontsize=9)
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", required=True, help="NAME=PATH of the arm the others are scored against")
     p.add_argument("--arm", action="append", default=[], help="NAME=PATH (repeat)")
     p.add_argument("--output", type=Path, default=None, help="write the summary as JSON here")
+    p.add_argument("--plot", type=Path, default=None, help="write a bar chart (PNG) here")
     args = p.parse_args(argv)
     specs = [args.reference, *args.arm]
     panels = {spec.split("=", 1)[0]: load_panel(Path(spec.split("=", 1)[1])) for spec in specs}
@@ -89,6 +117,8 @@ def main(argv=None) -> int:
     print(markdown(summary))
     if args.output:
         args.output.write_text(json.dumps(summary, indent=2))
+    if args.plot:
+        plot(summary, args.plot)
     return 0
 
 

@@ -7,8 +7,11 @@
 Each molecule is built from its DFT coordinates (hydrogens included) and its bonds are perceived with RDKit's
 rdDetermineBonds (neutral charge). A molecule is kept only when the perceived graph matches QM9's own SMILES
 (connectivity and bond orders, stereo ignored); every dropped molecule is counted by reason in the printed
-summary. Tags written: gap_eV, homo_eV, lumo_eV (from hartree, 1 Eh = 27.211386 eV), qm9_index, smiles.
-The sample is drawn with a fixed seed, so the same arguments give the same file.
+summary. Tags written: gap_eV, homo_eV, lumo_eV (from hartree, 1 Eh = 27.211386 eV), qm9_index, smiles, and with
+--all_targets the 12 targets of the QM9 benchmark in its usual units: mu_D (debye), alpha_a03 (bohr^3),
+homo_meV, lumo_meV, gap_meV, r2_a02 (bohr^2), zpve_meV, u0_meV, u_meV, h_meV, g_meV (atomization energies: the
+total energy minus QM9's isolated-atom references, B3LYP/6-31G(2df,p), so the MAE equals that of the total
+energy) and cv_cal_mol_K. The sample is drawn with a fixed seed, so the same arguments give the same file.
 """
 
 from __future__ import annotations
@@ -26,6 +29,37 @@ import numpy as np
 
 HARTREE_TO_EV = 27.211386
 TARGETS = {"gap_eV": "HOMO_LUMO_gap_au", "homo_eV": "HOMO_au", "lumo_eV": "LUMO_au"}
+HARTREE_TO_MEV = 1000 * HARTREE_TO_EV
+# QM9's isolated-atom energies (hartree) at 0 K (U0) and 298 K (U, H, G): the dataset's atomref table
+ATOM_REFERENCES = {
+    "InternalEnergy_0K_au": {"H": -0.500273, "C": -37.846772, "N": -54.583861, "O": -75.064579, "F": -99.718730},
+    "InternalEnergy_298K_au": {"H": -0.498857, "C": -37.845355, "N": -54.582445, "O": -75.063162, "F": -99.717314},
+    "Enthalphy_298K_au": {"H": -0.497912, "C": -37.844411, "N": -54.581501, "O": -75.062219, "F": -99.716370},
+    "GibbsFreeEnergy_298K_au": {"H": -0.510927, "C": -37.861317, "N": -54.598897, "O": -75.079532, "F": -99.733544},
+}
+# tag -> (column, factor); energies in meV
+ALL_TARGETS = {
+    "mu_D": ("Dipole_debye", 1.0),
+    "alpha_a03": ("Polarizability_bohr3", 1.0),
+    "homo_meV": ("HOMO_au", HARTREE_TO_MEV),
+    "lumo_meV": ("LUMO_au", HARTREE_TO_MEV),
+    "gap_meV": ("HOMO_LUMO_gap_au", HARTREE_TO_MEV),
+    "r2_a02": ("R2_bohr2", 1.0),
+    "zpve_meV": ("ZPVE_au", HARTREE_TO_MEV),
+    "u0_meV": ("InternalEnergy_0K_au", HARTREE_TO_MEV),
+    "u_meV": ("InternalEnergy_298K_au", HARTREE_TO_MEV),
+    "h_meV": ("Enthalphy_298K_au", HARTREE_TO_MEV),
+    "g_meV": ("GibbsFreeEnergy_298K_au", HARTREE_TO_MEV),
+    "cv_cal_mol_K": ("Heatcapacity_Cv_cal_mol_K", 1.0),
+}
+
+
+def target_value(row: dict, column: str, factor: float, elements: list[str]) -> float:
+    """One target in its benchmark unit; an energy with atom references becomes an atomization energy."""
+    value = float(row[column])
+    if column in ATOM_REFERENCES:
+        value -= sum(ATOM_REFERENCES[column][symbol] for symbol in elements)
+    return value * factor
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,6 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--qm9_dir", required=True, type=Path, help="folder with qm9_part{1,2,3}.csv")
     p.add_argument("--num_molecules", type=int, default=5000, help="sample size (0 = all 133,885)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--all_targets", action="store_true", help="also write the 12 benchmark targets")
     p.add_argument("--output", required=True, type=Path, help=".sdf or .sdf.gz")
     return p.parse_args(argv)
 
@@ -107,6 +142,10 @@ def main(argv=None) -> int:
             mol.SetProp("smiles", row["SMILES"])
             for tag, column in TARGETS.items():
                 mol.SetProp(tag, f"{float(row[column]) * HARTREE_TO_EV:.6f}")
+            if args.all_targets:
+                elements = re.findall(r"[A-Z][a-z]?", row["Elements"])
+                for tag, (column, factor) in ALL_TARGETS.items():
+                    mol.SetProp(tag, f"{target_value(row, column, factor, elements):.6f}")
             writer.write(mol)
             kept += 1
         writer.close()

@@ -40,6 +40,7 @@ examples:
   moleblend predict --model_name_or_path me/moleblend-esol --revision v1 --input new.smi --output p.csv.gz
   accelerate launch --num_processes 4 -m modeling_moleblend.cli predict --model_name_or_path out/ \
       --input library.smi.gz --output library_predictions.parquet      # data-parallel, one output in row order
+  (on CPU cores: accelerate launch --multi_gpu --num_processes 2 ...; --cpu alone starts one process)
 
 The input is streamed in chunks (--chunk_size): memory stays that of one chunk, whatever the input's size.
 """
