@@ -379,3 +379,22 @@ def test_modality_experiment_arms_score_the_same_test_rows(tmp_path):
     kept = {_test_rows(out / "arms" / "no_pretraining" / f"toy_{m}") for m in ("2d", "3d", "2d3d")}
     assert len(kept) == 1 and len(next(iter(kept))) == saved["table"][0]["test_rows"] == 4
     assert saved["notes"] == []
+
+
+def test_qm9_energies_become_atomization_energies_in_mev():
+    """scripts/prepare_qm9.py on QM9's first molecule (methane): U0 minus the isolated-atom references."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "prepare_qm9.py"
+    spec = importlib.util.spec_from_file_location("prepare_qm9", path)
+    prepare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare)
+    row = {"InternalEnergy_0K_au": "-40.47893", "HOMO_au": "-0.3877", "Dipole_debye": "0."}
+    elements = ["C", "H", "H", "H", "H"]
+    u0 = prepare.target_value(row, *prepare.ALL_TARGETS["u0_meV"], elements)
+    assert u0 == pytest.approx((-40.47893 + 37.846772 + 4 * 0.500273) * 27211.386, rel=1e-12)
+    assert u0 == pytest.approx(-17172.18, abs=0.01)  # methane's atomization energy, about -17.17 eV
+    assert prepare.target_value(row, *prepare.ALL_TARGETS["homo_meV"], elements) == pytest.approx(-10549.85, abs=0.01)
+    assert prepare.target_value(row, *prepare.ALL_TARGETS["mu_D"], elements) == 0.0
+    assert len(prepare.ALL_TARGETS) == 12
