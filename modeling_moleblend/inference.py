@@ -226,7 +226,6 @@ def encode_features(
     pooled = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
     atoms: list | None = [None] * len(features) if per_atom else None
     for index, batch in batches_by_size(features, batch_size, progress, "encoding"):
-        batch.pop("molecule_descriptors", None)  # read by a property head, not by the encoder
         output = encoder(**batch.to(encoder.device))
         pooled[index] = output.pooler_output.float().cpu().numpy()
         if atoms is not None:

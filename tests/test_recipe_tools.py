@@ -184,6 +184,9 @@ def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_the
     with torch.no_grad():
         expected = model(**featurizer(smiles, return_tensors="pt")).logits[:, 0].numpy()
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-5)
+    # the encoder of such a model takes the same batches (it ignores the descriptors the head reads)
+    assert moleblend(["encode", "--model_name_or_path", str(out / "model"), "--input", str(tmp_path / "new.csv"),
+                      "--output", str(tmp_path / "e.npy"), "--quiet"]) == 0  # fmt: skip
 
     again = tmp_path / "again"  # continuing from the finetuned model keeps its descriptors and statistics
     assert moleblend(["finetune", "--train_file", str(data), "--model_name_or_path", str(out / "model"),
