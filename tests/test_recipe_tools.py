@@ -349,6 +349,37 @@ def test_experiment_ablation_at_the_tiny_budget_tabulates_resumes_and_chooses_on
     assert moleblend(["experiment", "ablation", "--tasks", "bad-spec", "--output_dir", str(tmp_path / "x")]) == 2
 
 
+def test_processes_sharing_an_experiment_take_the_free_arms_first_and_wait_for_the_busy_ones(tmp_path):
+    """An arm locked by another run is deferred, then waited for (and only read) once the free ones are done."""
+    import threading
+
+    from filelock import FileLock
+
+    from modeling_moleblend.training.experiments import run_arms_in_turn
+
+    (tmp_path / "arms" / "b").mkdir(parents=True)
+    held, release, calls = threading.Event(), threading.Event(), []
+
+    def other_run():  # another process's run holding arm b (its own lock object, in its own thread)
+        with FileLock(str(tmp_path / "arms" / "b" / ".lock")):
+            held.set()
+            release.wait(timeout=30)
+
+    def run_arm(arm):
+        calls.append(arm)
+        if arm == "c":
+            release.set()  # the other run finishes b while this one works on c
+        return [arm.upper()]
+
+    other = threading.Thread(target=other_run)
+    other.start()
+    assert held.wait(timeout=30)
+    results = run_arms_in_turn(["a", "b", "c"], tmp_path, run_arm)
+    other.join(timeout=30)
+    assert calls == ["a", "c", "b"] and results == {"a": ["A"], "b": ["B"], "c": ["C"]}
+    assert run_arms_in_turn(["a", "b"], tmp_path, run_arm) == {"a": ["A"], "b": ["B"]}  # alone: in order
+
+
 def test_objective_experiment_passes_each_arm_its_objective(tmp_path):
     rows = [[s, round(0.3 * len(s) + 0.1 * i, 2)] for i, s in enumerate(EXPERIMENT_SMILES)]
     data = write_csv(tmp_path / "t.csv", ["smiles", "y"], rows)

@@ -7,6 +7,7 @@ backend and works headless. Every function writes a PNG (parent folders are crea
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,7 +31,9 @@ def _new_figure(width: float, height: float) -> Figure:
 def _save(figure: Figure, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    figure.savefig(partial, format="png")
+    os.replace(partial, path)  # atomic: a reader, or a second process writing the same picture, never sees half
     return path
 
 

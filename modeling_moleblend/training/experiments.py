@@ -21,10 +21,11 @@ reference). The test column is reported beside it, never used to choose.
   that hid each relation; the paper's objective plus the descriptor head (standardised RDKit 2D descriptors
   regressed from the graph token, weight 1; ``moleblend pretrain --descriptor_loss_weight``).
 
-Budgets (``--budget``): ``tiny`` (seconds; what the tests run), ``cpu`` (a 2-core session: small preset, 3,000
+Budgets (``--budget``): ``tiny`` (seconds; what the tests run), ``cpu`` (a 2-core session: small preset, 1,000
 pretraining updates of 64 molecules, 3 seeds, 30 epochs), ``gpu`` (one accelerator: 50,000 updates of 256).
 Every piece is resumable: an arm whose pretraining or finetuning finished is kept, a killed pretraining continues
-from its latest checkpoint, a killed finetuning from its last epoch.
+from its latest checkpoint, a killed finetuning from its last epoch. Processes can share an experiment: each arm
+runs under a file lock, so the same command started N times (one thread each) runs N arms at a time.
 
 Outputs in OUTPUT_DIR: ``experiment.json`` and ``experiment.md`` (the table and the decision), ``experiment.png``
 (validation and test score per arm), ``arms/ARM/pretrained/`` and ``arms/ARM/TASK[_MODALITY]/`` (each a normal
@@ -79,7 +80,7 @@ BUDGETS: dict[str, Budget] = {
         0,
         16,
     ),  # fmt: skip
-    "cpu": Budget(3000, 64, None, None, 30, (0, 1, 2), 10),
+    "cpu": Budget(1000, 64, None, None, 30, (0, 1, 2), 10),
     "gpu": Budget(50000, 256, None, None, 50, (0, 1, 2), 10),
 }
 
@@ -252,25 +253,34 @@ def run_experiment(args: ExperimentArguments) -> ExperimentResult:
     arms = [arm for arm in all_arms if not args.arms or arm in args.arms or arm == NO_PRETRAINING]
     modalities = FINETUNE_MODALITIES if args.experiment == "modality" else (args.finetune_modality,)
     out = Path(args.output_dir)
-    rows, test_rows = [], {}
-    for arm in arms:
+
+    def run_arm(arm: str) -> list[dict]:
         fields = all_arms[arm]
         start = None
         if fields is not None:
             start = pretrain_arm(args, budget, fields, out / "arms" / arm / "pretrained")
+        arm_rows = []
         for task in tasks:
             for modality in modalities:
                 name = task["name"] if len(modalities) == 1 else f"{task['name']}_{modality}"
                 result = finetune_arm(args, budget, start, task, modality, out / "arms" / arm / name)
                 metric = result.selection_metric
-                label = f"{arm}/{modality}" if len(modalities) > 1 else arm
-                rows.append({
-                    "arm": label, "task": task["name"], "modality": modality, "metric": metric,
+                arm_rows.append({
+                    "arm": f"{arm}/{modality}" if len(modalities) > 1 else arm, "task": task["name"],
+                    "modality": modality, "metric": metric,
                     **{f"{part}_{stat}": result.aggregate[part][metric][stat]
                        for part in ("validation", "test") for stat in ("mean", "std")},
                     "test_rows": result.data["split"]["sizes"]["test"],
+                    "folder": str(out / "arms" / arm / name),
                 })  # fmt: skip
-                test_rows.setdefault(task["name"], set()).add(_test_rows(out / "arms" / arm / name))
+        return arm_rows
+
+    by_arm = run_arms_in_turn(arms, out, run_arm)
+    rows, test_rows = [], {}
+    for arm in arms:
+        for row in by_arm[arm]:
+            test_rows.setdefault(row["task"], set()).add(_test_rows(Path(row.pop("folder"))))
+            rows.append(row)
     notes = [f"{task}: the arms score different test rows" for task, kept in test_rows.items() if len(kept) > 1]
     reference = NO_PRETRAINING if len(modalities) == 1 else f"{NO_PRETRAINING}/{modalities[0]}"
     scores = score_arms(rows, reference)
@@ -295,6 +305,34 @@ def run_experiment(args: ExperimentArguments) -> ExperimentResult:
     )
     write_outputs(result, out)
     return result
+
+
+def run_arms_in_turn(arms: list[str], out: Path, run_arm) -> dict[str, list]:
+    """``{arm: run_arm(arm)}``, each arm run under its own file lock (``arms/ARM/.lock``).
+
+    So several processes can share one experiment: started with the same command, each takes the next arm no
+    other process holds, and once every free arm is taken waits for the busy ones, which it then only reads
+    (finished pieces are loaded, not recomputed). One process alone runs the arms in order.
+    """
+    from filelock import FileLock, Timeout
+
+    results, busy = {}, []
+    for blocking in (False, True):
+        for arm in busy if blocking else arms:
+            folder = out / "arms" / arm
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(folder / ".lock"))
+            try:
+                lock.acquire(timeout=-1 if blocking else 0)
+            except Timeout:
+                logger.info("arm %s is being run by another process; taking the next one", arm)
+                busy.append(arm)
+                continue
+            try:
+                results[arm] = run_arm(arm)
+            finally:
+                lock.release()
+    return results
 
 
 def _test_rows(folder: Path) -> tuple[int, ...]:
