@@ -14,7 +14,8 @@ One of the paper's experiments, or the objective options: every arm is pretraine
 same updates, batch and seed (the arms differ only in the objective), then finetuned on every task with the same
 recipe, split and seeds. The table gives validation and test (mean +- std) per task and arm; arms are compared on
 validation only, by the mean over tasks of the relative improvement over no pretraining. Killed runs resume (the
-same command again).
+same command again). The same command started in several processes runs several arms at a time (each arm under a
+file lock; give each process one thread: OMP_NUM_THREADS=1).
 
 arms:
 {chr(10).join(f"  {name}: {', '.join(arms)}" for name, arms in PRETRAINING_ARMS.items())}
