@@ -22,7 +22,8 @@ reference). The test column is reported beside it, never used to choose.
   regressed from the graph token, weight 1; ``moleblend pretrain --descriptor_loss_weight``).
 
 Budgets (``--budget``): ``tiny`` (seconds; what the tests run), ``cpu`` (a 2-core session: small preset, 1,000
-pretraining updates of 64 molecules, 3 seeds, 30 epochs), ``gpu`` (one accelerator: 50,000 updates of 256).
+pretraining updates of 64 molecules, 3 seeds, 30 epochs; the ablation on ESOL and FreeSolv took 32 min in two
+processes), ``gpu`` (one accelerator: 50,000 updates of 256).
 Every piece is resumable: an arm whose pretraining or finetuning finished is kept, a killed pretraining continues
 from its latest checkpoint, a killed finetuning from its last epoch. Processes can share an experiment: each arm
 runs under a file lock, so the same command started N times (one thread each) runs N arms at a time.
