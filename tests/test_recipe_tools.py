@@ -347,6 +347,12 @@ def test_experiment_ablation_at_the_tiny_budget_tabulates_resumes_and_chooses_on
                              ("a", "z", 2.0)]]  # fmt: skip
     assert score_arms(table, "no_pretraining")["a"]["validation"] == pytest.approx(0.25)
     assert moleblend(["experiment", "ablation", "--tasks", "bad-spec", "--output_dir", str(tmp_path / "x")]) == 2
+    # a corpus without the SMILES column fails before any arm runs, naming the column
+    corpus = write_csv(tmp_path / "corpus.csv", ["SMILES"], [["CCO"], ["CCN"]])
+    wrong = tmp_path / "wrong_column"
+    assert moleblend(["experiment", "ablation", "--tasks", f"toy={data}:y", "--corpus", str(corpus),
+                      "--budget", "tiny", "--quiet", "--output_dir", str(wrong)]) == 2  # fmt: skip
+    assert not (wrong / "arms").exists()
 
 
 def test_processes_sharing_an_experiment_take_the_free_arms_first_and_wait_for_the_busy_ones(tmp_path):

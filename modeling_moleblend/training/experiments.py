@@ -136,6 +136,7 @@ class ExperimentArguments:
         nargs="+",
     )  # fmt: skip
     corpus: Path | None = option(None, "pretraining molecules (default: the embedded QM9 sample, 3D)", "experiment")
+    smiles_column: str = option("smiles", "SMILES column of a CSV corpus", "experiment")
     budget: str = option("cpu", "tiny (the tests), cpu (a 2-core session), gpu", "experiment",
                          choices=tuple(BUDGETS))  # fmt: skip
     seeds: list[int] | None = option(None, "finetuning seeds (default: the budget's)", "experiment", nargs="+")
@@ -197,6 +198,7 @@ def pretrain_arm(args: ExperimentArguments, budget: Budget, fields: dict, out: P
                str(args.corpus or QM9_SAMPLE), "--config_name", "small", "--max_train_steps",
                str(budget.pretrain_steps), "--per_device_train_batch_size", str(budget.pretrain_batch_size),
                "--seed", str(args.pretrain_seed), "--output_dir", str(out), "--resume_from_checkpoint", "latest",
+               "--smiles_column", args.smiles_column,
                "--checkpointing_steps", str(max(budget.pretrain_steps // 10, 1)), "--save_total_limit", "1",
                "--data_cache_dir", str(out.parent.parent / "corpus_featurized")]  # fmt: skip
     command += ["--config_overrides", overrides] if overrides else []
@@ -247,6 +249,10 @@ def run_experiment(args: ExperimentArguments) -> ExperimentResult:
     started = time.perf_counter()
     budget = BUDGETS[args.budget]
     tasks = [parse_task(spec) for spec in args.tasks]
+    if args.corpus is not None:  # a wrong column fails here, not in the first arm's pretraining
+        from ..data import read_molecule_table
+
+        read_molecule_table(args.corpus, args.smiles_column)
     all_arms = PRETRAINING_ARMS[args.experiment]
     unknown = sorted(set(args.arms or ()) - set(all_arms))
     if unknown:
