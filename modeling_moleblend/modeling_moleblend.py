@@ -197,11 +197,12 @@ class MoleBlendGaussianKernels(nn.Module):
         self.means = nn.Parameter(torch.empty(config.num_kernels))
         self.stds = nn.Parameter(torch.empty(config.num_kernels))
 
-    def forward(self, distances: torch.Tensor, atom_types: torch.Tensor) -> torch.Tensor:
-        """`distances` `[batch, atoms, atoms]`, `atom_types` `[batch, atoms]` -> `[batch, atoms, atoms, kernels]`."""
+    def forward(self, distances: torch.Tensor, first_types: torch.Tensor, second_types: torch.Tensor) -> torch.Tensor:
+        """`distances`, `first_types`, `second_types` (the two atoms' types) of the same shape `[...]` ->
+        `[..., kernels]` (the encoder passes its real pairs only, `[pairs]`)."""
         # float32 even in a bf16 model: distances need the precision
-        scale, shift = self.pair_scale.float()[atom_types], self.pair_shift.float()[atom_types]
-        x = (scale[:, :, None] + scale[:, None, :]) * distances.float() + shift[:, :, None] + shift[:, None, :]
+        scale, shift = self.pair_scale.float(), self.pair_shift.float()
+        x = (scale[first_types] + scale[second_types]) * distances.float() + shift[first_types] + shift[second_types]
         std = self.stds.float().abs() + 0.01
         psi = torch.exp(-0.5 * ((x[..., None] - self.means.float()) / std) ** 2) / (math.sqrt(2 * math.pi) * std)
         return psi.to(self.means.dtype)
@@ -209,7 +210,13 @@ class MoleBlendGaussianKernels(nn.Module):
 
 class MoleBlendGeometryEncoder(nn.Module):
     """The 3D relations: a per-head attention bias from distance kernels, and a per-atom feature (the kernels
-    summed over the other atoms). Both are zero for molecules without 3D coordinates."""
+    summed over the other atoms). Both are zero for molecules without 3D coordinates.
+
+    Padding-free: the kernels run on the atom pairs of molecules with 3D only (`[pairs, kernels]`, not
+    `[batch, atoms, atoms, kernels]`), and the bias MLP (a kernels x kernels layer per pair, as costly as the whole
+    encoder at the small preset) only on the pairs whose bias is used (`bias_pairs`: under modality blending, the
+    pairs that show 3D). Values and gradients equal the padded computation.
+    """
 
     def __init__(self, config: MoleBlendConfig):
         super().__init__()
@@ -223,21 +230,39 @@ class MoleBlendGeometryEncoder(nn.Module):
         self.atom_feature_scale = config.atom_3d_feature_scale
 
     def forward(
-        self, coordinates: torch.Tensor, atom_types: torch.Tensor, atom_mask: torch.Tensor, has_3d: torch.Tensor
+        self,
+        coordinates: torch.Tensor,
+        atom_types: torch.Tensor,
+        atom_mask: torch.Tensor,
+        has_3d: torch.Tensor,
+        bias_pairs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the bias `[batch, heads, atoms, atoms]` and the atom feature `[batch, atoms, hidden]`."""
-        atoms = atom_mask.shape[1]
+        """`coordinates` `[batch, atoms, 3]`, `atom_types` and `atom_mask` `[batch, atoms]`, `has_3d` `[batch]`,
+        `bias_pairs` `[batch or 1, atoms, atoms]` bool (default: all) -> the bias `[batch, heads, atoms, atoms]`
+        (zero outside `bias_pairs`) and the atom feature `[batch, atoms, hidden]`."""
+        batch, atoms = atom_mask.shape
         atom_has_3d = atom_mask & has_3d[:, None]
         pair_has_3d = atom_has_3d[:, :, None] & atom_has_3d[:, None, :]
+        pairs = pair_has_3d.flatten().nonzero().squeeze(1)  # flat (b, i, j) of the real pairs with 3D
+        molecule, first, second = pairs // (atoms * atoms), pairs // atoms % atoms, pairs % atoms
         coordinates = coordinates.float()
         # explicit differences: cdist's matmul shortcut (over 25 atoms) loses precision far from the origin
-        distances = (coordinates[:, :, None, :] - coordinates[:, None, :, :]).norm(dim=-1)
-        psi = self.kernels(distances, atom_types) * pair_has_3d[..., None]
-        bias = self.bias_mlp(psi) * pair_has_3d[..., None]
-        not_self = ~torch.eye(atoms, dtype=torch.bool, device=psi.device)
-        neighbour_sum = (psi * not_self[None, :, :, None]).sum(dim=2)
-        atom_feature = self.atom_projection(neighbour_sum) * atom_has_3d[..., None] * self.atom_feature_scale
-        return bias.permute(0, 3, 1, 2), atom_feature
+        distances = (coordinates[molecule, first] - coordinates[molecule, second]).norm(dim=-1)
+        psi = self.kernels(distances, atom_types[molecule, first], atom_types[molecule, second])  # [pairs, kernels]
+        if bias_pairs is not None:  # the MLP only where its output is used
+            chosen = bias_pairs.expand(batch, atoms, atoms).flatten()[pairs].nonzero().squeeze(1)
+            pairs, psi_biased = pairs[chosen], psi[chosen]
+        else:
+            psi_biased = psi
+        pair_bias = self.bias_mlp(psi_biased)
+        bias = pair_bias.new_zeros(batch * atoms * atoms, pair_bias.shape[-1]).index_copy(0, pairs, pair_bias)
+        not_self = (first != second)[:, None]
+        neighbour_sum = psi.new_zeros(batch * atoms, psi.shape[-1]).index_add(
+            0, molecule * atoms + first, psi * not_self
+        )  # fmt: skip
+        atom_feature = self.atom_projection(neighbour_sum.view(batch, atoms, -1))
+        atom_feature = atom_feature * atom_has_3d[..., None] * self.atom_feature_scale
+        return bias.view(batch, atoms, atoms, -1).permute(0, 3, 1, 2), atom_feature
 
 
 class MoleBlendAttentionBias(nn.Module):
@@ -685,8 +710,9 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
                     "input_modality='3d' but some molecules have no 3D coordinates (has_3d False): they get no "
                     "structural information at all. Use input_modality='2d3d', or give them conformers."
                 )
+            shows_3d = None if blend_pair_modality is None else blend_pair_modality == PAIR_SHOWS_3D
             pair_biases[PAIR_SHOWS_3D], atom_3d_feature = self.geometry(
-                coordinates, atom_ids[..., 0].long(), atom_mask, has_3d.bool()
+                coordinates, atom_ids[..., 0].long(), atom_mask, has_3d.bool(), shows_3d
             )
 
         if blend_pair_modality is not None:
@@ -956,9 +982,109 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
+class MoleBlendPairCrossEntropy(torch.autograd.Function):
+    """The mean cross-entropy of a pair head's class logits, without materialising them.
+
+    The logits of pair (i, j) at slot k (a hop of the bond path; 1 for the shortest-path head) are
+    `rows_i^T W_(k, o) columns_j + bias_(k, o)` for the classes o. Materialised they are `[batch, atoms, atoms,
+    slots, classes]` (the bond-path head: 5 x 71 = 355 values per pair, more memory than the rest of the step),
+    and the log-softmax, its backward and the copies between them dominated a pretraining step. Here they are made
+    a few molecules at a time, trimmed to those molecules' atoms, reduced to the loss at once and made again in
+    the backward pass, where the gradient (softmax minus the one-hot target) flows straight into rows, columns,
+    weight and bias. Equal to `cross_entropy(logits, target, ignore_index=IGNORE_INDEX)` averaged over the
+    entries with a target (0 when none), in float32.
+    """
+
+    CHUNK_VALUES = 1 << 22  # logits per chunk (16 MB in float32)
+
+    @staticmethod
+    def forward(ctx, rows, columns, weight, bias, target):
+        """`rows`, `columns` `[batch, atoms, width]`, `weight` `[slots * classes, width, width]`, `bias` `[slots *
+        classes]`, `target` `[batch, atoms, atoms, slots]` class ids or `IGNORE_INDEX` -> the mean, a scalar."""
+        count = (target != IGNORE_INDEX).sum()
+        total = torch.zeros((), dtype=torch.float32, device=rows.device)
+        log_normalisers = []  # [b, atoms (j), atoms (i), slots] per chunk, so the backward pass skips the max-sum
+        for logits, classes, valid, *_ in MoleBlendPairCrossEntropy._chunks(rows, columns, weight, bias, target):
+            normaliser = logits.logsumexp(dim=-1)
+            log_normalisers.append(normaliser)
+            picked = logits.gather(-1, classes[..., None]).squeeze(-1)
+            total = total + ((normaliser - picked) * valid).sum()
+        ctx.save_for_backward(rows, columns, weight, bias, target, *log_normalisers)
+        ctx.count = count.clamp(min=1)
+        return total / ctx.count
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        rows, columns, weight, bias, target, *log_normalisers = ctx.saved_tensors
+        scale = grad_output.float() / ctx.count
+        grad_rows = torch.zeros_like(rows, dtype=torch.float32)
+        grad_columns = torch.zeros_like(columns, dtype=torch.float32)
+        slots_classes, width = weight.shape[0], weight.shape[1]
+        grad_weight = torch.zeros(width, slots_classes * width, dtype=torch.float32, device=weight.device)
+        grad_bias = torch.zeros(slots_classes, dtype=torch.float32, device=bias.device)
+        chunks = MoleBlendPairCrossEntropy._chunks(rows, columns, weight, bias, target)
+        for chunk, normaliser in zip(chunks, log_normalisers):
+            logits, classes, valid, molecules, atoms, row, column, partial, flat_weight = chunk
+            grad = logits.sub_(normaliser[..., None]).exp_()  # the softmax, [b, j, i, slots, classes]
+            grad.scatter_add_(-1, classes[..., None], -valid[..., None])
+            grad.mul_((valid * scale)[..., None])
+            b = grad.shape[0]
+            grad = grad.view(b, atoms, -1)  # [b, j, i * slots * classes]
+            grad_columns[molecules, :atoms] = torch.bmm(grad, partial)[..., :width]
+            grad_partial = torch.bmm(grad.transpose(1, 2), column)  # [b, i * slots * classes, width + 1]
+            grad_bias += grad_partial[..., width].view(-1, slots_classes).sum(dim=0)
+            grad_partial = grad_partial[..., :width].reshape(b * atoms, slots_classes * width)
+            grad_rows[molecules, :atoms] = (grad_partial @ flat_weight.T).view(b, atoms, width)
+            grad_weight += row.reshape(b * atoms, width).T @ grad_partial
+        grad_weight = grad_weight.view(width, slots_classes, width).permute(1, 0, 2)
+        return grad_rows.to(rows.dtype), grad_columns.to(columns.dtype), grad_weight.to(weight.dtype), grad_bias.to(
+            bias.dtype), None  # fmt: skip
+
+    @staticmethod
+    def _chunks(rows, columns, weight, bias, target):
+        """Per group of molecules: the logits `[b, atoms (j), atoms (i), slots, classes]` (float32, classes
+        contiguous), the targets `[b, j, i, slots]` (ignored -> 0), their validity (float), the molecule slice, the
+        atom count, and for the backward pass the chunk's rows, its columns with a constant 1 appended, the partial
+        products with the bias appended (`[b, i * slots * classes, width + 1]`: the bias rides in the product) and
+        the flattened weight."""
+        batch, max_atoms, width = rows.shape
+        slots = target.shape[-1]
+        slots_classes = weight.shape[0]
+        # atoms that take part in a scored pair: the chunk is trimmed to the last of them
+        used = (target != IGNORE_INDEX).any(dim=-1)
+        used = used.any(dim=2) | used.any(dim=1)
+        positions = torch.arange(1, max_atoms + 1, device=rows.device)
+        atom_counts = (used * positions).amax(dim=1).tolist() if max_atoms else [0] * batch
+        flat_weight = weight.float().permute(1, 0, 2).reshape(width, slots_classes * width)  # [a, (k o c)]
+        bias = bias.float()
+        start = 0
+        while start < batch:
+            atoms = atom_counts[start]
+            stop = start + 1
+            while stop < batch:  # as many molecules as fit the chunk, at the largest one's size
+                grown = max(atoms, atom_counts[stop])
+                if (stop + 1 - start) * grown * grown * slots_classes > MoleBlendPairCrossEntropy.CHUNK_VALUES:
+                    break
+                atoms, stop = grown, stop + 1
+            molecules = slice(start, stop)
+            start = stop
+            if atoms == 0:
+                continue
+            row, column = rows[molecules, :atoms].float(), columns[molecules, :atoms].float()
+            b = row.shape[0]
+            partial = (row.reshape(b * atoms, width) @ flat_weight).view(b, atoms * slots_classes, width)
+            partial = torch.cat([partial, bias.repeat(atoms).view(1, -1, 1).expand(b, -1, 1)], dim=-1)
+            column = torch.cat([column, column.new_ones(b, atoms, 1)], dim=-1)
+            logits = torch.bmm(column, partial.transpose(1, 2)).view(b, atoms, atoms, slots, -1)
+            classes = target[molecules, :atoms, :atoms].transpose(1, 2)  # [b, j, i, slots]
+            valid = (classes != IGNORE_INDEX).float()
+            yield logits, classes.clamp(min=0), valid, molecules, atoms, row, column, partial, flat_weight
+
+
 class MoleBlendPairHead(nn.Module):
     """A relation head on atom pairs: r_i = LN(GELU(W_r z_i)), c_j = LN(GELU(W_c z_j)) (width 32), then a linear
-    layer on the outer product r_i (x) c_j (1024 values), computed without materialising it."""
+    layer on the outer product r_i (x) c_j (1024 values), computed without materialising it. `forward` returns the
+    outputs of every pair; `cross_entropy` only the loss of class outputs (see `MoleBlendPairCrossEntropy`)."""
 
     def __init__(self, config: MoleBlendConfig, num_outputs: int):
         super().__init__()
@@ -970,14 +1096,28 @@ class MoleBlendPairHead(nn.Module):
         self.column_layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.output = nn.Linear(width * width, num_outputs)
 
-    def forward(self, atom_states: torch.Tensor) -> torch.Tensor:
-        """`atom_states` `[batch, atoms, hidden]` -> `[batch, atoms, atoms, num_outputs]`."""
+    def _rows_and_columns(self, atom_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.row_layer_norm(self.activation(self.row_projection(atom_states)))
         columns = self.column_layer_norm(self.activation(self.column_projection(atom_states)))
+        return rows, columns
+
+    def forward(self, atom_states: torch.Tensor) -> torch.Tensor:
+        """`atom_states` `[batch, atoms, hidden]` -> `[batch, atoms, atoms, num_outputs]`."""
+        rows, columns = self._rows_and_columns(atom_states)
         width = rows.shape[-1]
         weight = self.output.weight.view(-1, width, width)  # [outputs, row, column]
         partial = torch.einsum("bia,oac->bioc", rows, weight)
         return torch.einsum("bioc,bjc->bijo", partial, columns) + self.output.bias
+
+    def cross_entropy(self, atom_states: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """Mean cross-entropy of the outputs read as `[slots, num_classes]` per pair (the first `slots * num_classes`
+        outputs) against `target` `[batch, atoms, atoms, slots]` (`IGNORE_INDEX` = not scored); 0 when nothing is
+        scored. Equals `cross_entropy(forward(atom_states)...)` without the `[batch, atoms, atoms, outputs]` logits."""
+        rows, columns = self._rows_and_columns(atom_states)
+        width, used = rows.shape[-1], target.shape[-1] * num_classes
+        weight = self.output.weight[:used].view(used, width, width)
+        loss = MoleBlendPairCrossEntropy.apply(rows, columns, weight, self.output.bias[:used], target.long())
+        return loss.to(atom_states.dtype)
 
 
 class MoleBlendNoiseHead(nn.Module):
@@ -1181,7 +1321,7 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
         spd = spd.long()
         target = spd.clamp(max=self.config.num_spd_classes) - 1
         target = torch.where((spd > 0) & scored, target, IGNORE_INDEX)
-        return self._cross_entropy(self.pretrain_heads.spd(atom_states), target)
+        return self.pretrain_heads.spd.cross_entropy(atom_states, target[..., None], self.config.num_spd_classes)
 
     def _edge_loss(
         self, atom_states: torch.Tensor, path_bonds: torch.Tensor, bond_features: torch.Tensor, scored: torch.Tensor
@@ -1189,9 +1329,7 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
         """The joint bond class of each hop k < min(spd, max_hops) along the shortest path."""
         hops = min(path_bonds.shape[-1], self.config.max_hops)
         target = self._edge_classes(path_bonds[..., :hops], bond_features).masked_fill(~scored[..., None], IGNORE_INDEX)
-        logits = self.pretrain_heads.edge(atom_states)
-        logits = logits.view(*scored.shape, self.config.max_hops, -1)[..., :hops, :]
-        return self._cross_entropy(logits, target)
+        return self.pretrain_heads.edge.cross_entropy(atom_states, target, self.config.num_edge_classes)
 
     def _geometry_loss(
         self, atom_states: torch.Tensor, coordinates: torch.Tensor, scored: torch.Tensor
@@ -1205,15 +1343,6 @@ class MoleBlendForPretraining(MoleBlendPreTrainedModel):
             per_pair = 1 - F.cosine_similarity(prediction, delta, dim=-1)
         not_self = ~torch.eye(scored.shape[-1], dtype=torch.bool, device=scored.device)
         return masked_mean(per_pair, scored & not_self)
-
-    @staticmethod
-    def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over entries not equal to `IGNORE_INDEX`; 0 when there are none."""
-        valid = target != IGNORE_INDEX
-        per_entry = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
-        )
-        return masked_mean(per_entry, valid.reshape(-1))
 
 
 __all__ = [

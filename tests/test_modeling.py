@@ -6,6 +6,7 @@ two minutes on 2 CPU cores.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -37,11 +38,14 @@ from modeling_moleblend import (
     MoleBlendModel,
 )
 from modeling_moleblend.modeling_moleblend import (
+    IGNORE_INDEX,
     PAIR_SHOWS_3D,
     PAIR_SHOWS_EDGE,
     PAIR_SHOWS_SPD,
     MoleBlendAttentionBias,
     MoleBlendBondPathBias,
+    MoleBlendPairCrossEntropy,
+    MoleBlendPairHead,
     MoleBlendSumOfRows,
     attention_keep_mask,
     hidden_pair_masks,
@@ -268,6 +272,105 @@ def test_packed_encoder_equals_the_padded_one_in_outputs_and_gradients(batch, mo
     for hidden in out.hidden_states:
         assert hidden.shape == (len(SMILES), token_mask.shape[1], 32) and hidden[~token_mask].abs().max() == 0
     torch.testing.assert_close(out.last_hidden_state, out.hidden_states[-1], atol=0, rtol=0)
+
+
+def dense_geometry_reference(module, coordinates, atom_types, atom_mask, has_3d):
+    """The 3D relations on every padded pair, as the paper's formulas read: what the packed encoder must equal."""
+    kernels = module.kernels
+    atom_has_3d = atom_mask & has_3d[:, None]
+    pair_has_3d = (atom_has_3d[:, :, None] & atom_has_3d[:, None, :])[..., None]
+    distances = (coordinates[:, :, None, :] - coordinates[:, None, :, :]).norm(dim=-1)
+    scale, shift = kernels.pair_scale[atom_types], kernels.pair_shift[atom_types]
+    x = (scale[:, :, None] + scale[:, None, :]) * distances + shift[:, :, None] + shift[:, None, :]
+    std = kernels.stds.abs() + 0.01
+    psi = torch.exp(-0.5 * ((x[..., None] - kernels.means) / std) ** 2) / (math.sqrt(2 * math.pi) * std) * pair_has_3d
+    bias = module.bias_mlp(psi) * pair_has_3d
+    not_self = ~torch.eye(atom_mask.shape[1], dtype=torch.bool)[None, :, :, None]
+    feature = module.atom_projection((psi * not_self).sum(dim=2)) * atom_has_3d[..., None] * module.atom_feature_scale
+    return bias.permute(0, 3, 1, 2), feature
+
+
+def test_geometry_encoder_on_real_pairs_equals_the_dense_one_in_values_and_gradients(batch):
+    """Kernels on the real 3D pairs only, the bias MLP only where its output is used (blending): same values and
+    gradients as the dense [batch, atoms, atoms, kernels] computation; one molecule without 3D gets zeros."""
+    model = seeded(MoleBlendModel, tiny_config(input_modality="2d3d"))
+    module = model.geometry
+    coordinates, atom_mask = batch["coordinates"].float(), batch["atom_mask"].bool()
+    atom_types = batch["atom_ids"][..., 0].long()
+    has_3d = batch["has_3d"].bool().clone()
+    has_3d[2] = False  # a 2D molecule in a 3D batch
+    shows_3d = sample_blend_masks(model.config, atom_mask, has_3d, torch.Generator().manual_seed(0))[0] == PAIR_SHOWS_3D
+    weights = torch.linspace(-1, 1, 4 * atom_mask.shape[1] ** 2 * len(SMILES)).view(len(SMILES), 4, *shows_3d.shape[1:])
+
+    def run(forward, bias_pairs):
+        module.zero_grad()
+        bias, feature = forward()
+        keep = torch.ones_like(bias) if bias_pairs is None else bias_pairs[:, None].expand_as(bias).float()
+        ((bias * keep * weights).sum() + (feature * feature.detach().sign()).sum()).backward()
+        return (bias * keep).detach(), feature.detach(), {n: p.grad.clone() for n, p in module.named_parameters()}
+
+    def dense():
+        return dense_geometry_reference(module, coordinates, atom_types, atom_mask, has_3d)
+
+    for bias_pairs in (None, shows_3d):
+        packed = functools.partial(module, coordinates, atom_types, atom_mask, has_3d, bias_pairs)
+        packed_bias, packed_feature, packed_grads = run(packed, bias_pairs)
+        dense_bias, dense_feature, dense_grads = run(dense, bias_pairs)
+        torch.testing.assert_close(packed_bias, dense_bias, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(packed_feature, dense_feature, atol=1e-5, rtol=1e-5)
+        for name in dense_grads:
+            torch.testing.assert_close(packed_grads[name], dense_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+        assert packed_bias[2].abs().max() == 0 and packed_feature[2].abs().max() == 0
+        if bias_pairs is not None:  # outside the pairs that show 3D the packed bias is exactly zero
+            assert module(coordinates, atom_types, atom_mask, has_3d, bias_pairs)[0][~bias_pairs[:, None].expand(
+                -1, 4, -1, -1)].abs().max() == 0  # fmt: skip
+    # no molecule with 3D: zeros
+    bias, feature = module(coordinates, atom_types, atom_mask, torch.zeros_like(has_3d))
+    assert bias.abs().max() == 0 and feature.abs().max() == 0
+
+
+@pytest.mark.parametrize("chunk_values", [1 << 22, 3000])  # one chunk; one or two molecules per chunk
+def test_pair_head_cross_entropy_equals_the_materialised_logits_in_values_and_gradients(monkeypatch, chunk_values):
+    """The chunked, never-materialised cross-entropy of the relation heads equals F.cross_entropy on the full
+    `[batch, atoms, atoms, slots, classes]` logits (ignored entries, padding, a molecule with nothing scored)."""
+    monkeypatch.setattr(MoleBlendPairCrossEntropy, "CHUNK_VALUES", chunk_values)
+    config = tiny_config(relation_head_dim=8)
+    slots, classes = 3, 7
+    torch.manual_seed(4)
+    head = MoleBlendPairHead(config, 5 * classes)  # more outputs than the slots used, as the bond-path head
+    torch.nn.init.normal_(head.output.weight, std=0.3)
+    torch.nn.init.normal_(head.output.bias)
+    sizes = [5, 2, 9, 0, 7]  # atoms per molecule; one empty (nothing scored)
+    states = torch.randn(len(sizes), 9, 32, requires_grad=True)
+    target = torch.randint(0, classes, (len(sizes), 9, 9, slots))
+    target[torch.rand(target.shape) < 0.3] = IGNORE_INDEX
+    for b, n in enumerate(sizes):
+        target[b, n:] = IGNORE_INDEX
+        target[b, :, n:] = IGNORE_INDEX
+
+    def dense():
+        logits = head(states)[..., : slots * classes].reshape(-1, classes)
+        per_entry = torch.nn.functional.cross_entropy(logits, target.reshape(-1), ignore_index=IGNORE_INDEX,
+                                                      reduction="none")  # fmt: skip
+        valid = (target != IGNORE_INDEX).reshape(-1).float()
+        return (per_entry * valid).sum() / valid.sum()
+
+    def run(loss_fn):
+        head.zero_grad()
+        states.grad = None
+        loss = loss_fn()
+        (loss * 3).backward()
+        return loss.detach(), states.grad.clone(), {n: p.grad.clone() for n, p in head.named_parameters()}
+
+    chunked, chunked_states, chunked_grads = run(lambda: head.cross_entropy(states, target, classes))
+    expected, expected_states, expected_grads = run(dense)
+    torch.testing.assert_close(chunked, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(chunked_states, expected_states, atol=1e-5, rtol=1e-4)
+    for name in expected_grads:
+        torch.testing.assert_close(chunked_grads[name], expected_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert chunked_grads["output.weight"][slots * classes :].abs().max() == 0  # unused outputs get no gradient
+    nothing = torch.full_like(target, IGNORE_INDEX)
+    assert head.cross_entropy(states, nothing, classes).item() == 0
 
 
 def test_stochastic_depth_drops_whole_molecules_of_the_packed_tokens(batch):
