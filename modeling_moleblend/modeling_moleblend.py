@@ -1004,11 +1004,13 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
         count = (target != IGNORE_INDEX).sum()
         total = torch.zeros((), dtype=torch.float32, device=rows.device)
         log_normalisers = []  # [b, atoms (j), atoms (i), slots] per chunk, so the backward pass skips the max-sum
-        for logits, classes, valid, *_ in MoleBlendPairCrossEntropy._chunks(rows, columns, weight, bias, target):
-            normaliser = logits.logsumexp(dim=-1)
-            log_normalisers.append(normaliser)
-            picked = logits.gather(-1, classes[..., None]).squeeze(-1)
-            total = total + ((normaliser - picked) * valid).sum()
+        # float32 throughout, as the backward pass (which autocast does not reach) recomputes the same logits
+        with torch.autocast(device_type=rows.device.type, enabled=False):
+            for logits, classes, valid, *_ in MoleBlendPairCrossEntropy._chunks(rows, columns, weight, bias, target):
+                normaliser = logits.logsumexp(dim=-1)
+                log_normalisers.append(normaliser)
+                picked = logits.gather(-1, classes[..., None]).squeeze(-1)
+                total = total + ((normaliser - picked) * valid).sum()
         ctx.save_for_backward(rows, columns, weight, bias, target, *log_normalisers)
         ctx.count = count.clamp(min=1)
         return total / ctx.count
