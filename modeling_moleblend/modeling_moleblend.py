@@ -996,6 +996,9 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
     """
 
     CHUNK_VALUES = 1 << 22  # logits per chunk (16 MB in float32)
+    # below this many logits in the padded batch (QM9-sized molecules) `MoleBlendPairHead.cross_entropy`
+    # materialises them: the chunks' recomputation and per-chunk work cost more than the small tensor saves
+    DENSE_VALUES = 1 << 22
 
     @staticmethod
     def forward(ctx, rows, columns, weight, bias, target):
@@ -1114,10 +1117,19 @@ class MoleBlendPairHead(nn.Module):
     def cross_entropy(self, atom_states: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
         """Mean cross-entropy of the outputs read as `[slots, num_classes]` per pair (the first `slots * num_classes`
         outputs) against `target` `[batch, atoms, atoms, slots]` (`IGNORE_INDEX` = not scored); 0 when nothing is
-        scored. Equals `cross_entropy(forward(atom_states)...)` without the `[batch, atoms, atoms, outputs]` logits."""
+        scored. Equals `cross_entropy(forward(atom_states)...)`; above `MoleBlendPairCrossEntropy.DENSE_VALUES` logits
+        in the batch without materialising them."""
         rows, columns = self._rows_and_columns(atom_states)
         width, used = rows.shape[-1], target.shape[-1] * num_classes
         weight = self.output.weight[:used].view(used, width, width)
+        batch, atoms = rows.shape[:2]
+        if batch * atoms * atoms * used <= MoleBlendPairCrossEntropy.DENSE_VALUES:  # small molecules: materialised
+            partial = torch.einsum("bia,oac->bioc", rows, weight)
+            logits = torch.einsum("bioc,bjc->bijo", partial, columns) + self.output.bias[:used]
+            target = target.long().reshape(-1)
+            per_entry = F.cross_entropy(logits.reshape(-1, num_classes).float(), target, ignore_index=IGNORE_INDEX,
+                                        reduction="none")  # fmt: skip
+            return masked_mean(per_entry, target != IGNORE_INDEX).to(atom_states.dtype)
         loss = MoleBlendPairCrossEntropy.apply(rows, columns, weight, self.output.bias[:used], target.long())
         return loss.to(atom_states.dtype)
 

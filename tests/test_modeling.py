@@ -329,10 +329,17 @@ def test_geometry_encoder_on_real_pairs_equals_the_dense_one_in_values_and_gradi
     assert bias.abs().max() == 0 and feature.abs().max() == 0
 
 
-@pytest.mark.parametrize("chunk_values", [1 << 22, 3000])  # one chunk; one or two molecules per chunk
-def test_pair_head_cross_entropy_equals_the_materialised_logits_in_values_and_gradients(monkeypatch, chunk_values):
-    """The chunked, never-materialised cross-entropy of the relation heads equals F.cross_entropy on the full
-    `[batch, atoms, atoms, slots, classes]` logits (ignored entries, padding, a molecule with nothing scored)."""
+@pytest.mark.parametrize(
+    "dense_values, chunk_values",
+    [(0, 1 << 22), (0, 3000), (1 << 22, 1 << 22)],  # chunked: one chunk, one or two molecules each; materialised
+)
+def test_pair_head_cross_entropy_equals_the_materialised_logits_in_values_and_gradients(
+    monkeypatch, dense_values, chunk_values
+):
+    """The chunked, never-materialised cross-entropy of the relation heads (and its small-batch path) equals
+    F.cross_entropy on the full `[batch, atoms, atoms, slots, classes]` logits (ignored entries, padding, a
+    molecule with nothing scored)."""
+    monkeypatch.setattr(MoleBlendPairCrossEntropy, "DENSE_VALUES", dense_values)
     monkeypatch.setattr(MoleBlendPairCrossEntropy, "CHUNK_VALUES", chunk_values)
     config = tiny_config(relation_head_dim=8)
     slots, classes = 3, 7
