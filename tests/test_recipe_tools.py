@@ -265,6 +265,28 @@ def test_hpopt_runs_three_trials_is_killed_and_resumes_from_its_study(tmp_path, 
     assert math.isfinite(result.best_value)
 
 
+def test_hpopt_trials_with_several_seeds_score_their_mean_and_prune_on_the_first(tmp_path, esol_rows):
+    import optuna
+
+    from modeling_moleblend.training.hpopt import HpoptArguments, hpopt
+
+    data = write_csv(tmp_path / "d.csv", ["smiles", "logS"], [[r["smiles"], r["logS"]] for r in esol_rows[:40]])
+    space = json.dumps({"hidden_size": 32, "num_hidden_layers": 2, "num_train_epochs": 2,
+                        "per_device_train_batch_size": 16})  # fmt: skip
+    result = hpopt(HpoptArguments(train_file=data, label_columns=["logS"], output_dir=tmp_path / "search", n_trials=1,
+                                  search_space=space, trial_seeds=[3, 4], seeds=[0], baseline_estimators=0,
+                                  quiet=True))  # fmt: skip
+    trial_result = json.loads((tmp_path / "search" / "trials" / "trial_0" / "results.json").read_text())
+    per_seed = {run["seed"]: run["validation"]["rmse"] for run in trial_result["per_seed"]}
+    assert sorted(per_seed) == [3, 4] and per_seed[3] != per_seed[4]
+    assert result.best_value == pytest.approx((per_seed[3] + per_seed[4]) / 2)
+    study = optuna.load_study(study_name="moleblend", storage=f"sqlite:///{tmp_path / 'search' / 'study.sqlite3'}")
+    reported = study.trials[0].intermediate_values  # the first seed's per-epoch curve, its last epoch = its best
+    assert sorted(reported) == [1, 2] and min(reported.values()) == pytest.approx(per_seed[3])
+    card = (tmp_path / "search" / "best" / "model" / "README.md").read_text()
+    assert "the mean of seeds [3, 4] each" in card
+
+
 def test_explain_attributions_concentrate_on_the_atoms_that_make_the_target(tmp_path):
     """A tiny model trained to count nitrogen atoms: the attributions sit on the nitrogens."""
     from modeling_moleblend.evaluation.attribution import integrated_gradients

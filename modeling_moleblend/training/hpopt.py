@@ -7,9 +7,11 @@ metric), then the best configuration retrained with the requested seeds and eval
 
 The study lives in ``OUTPUT_DIR/study.sqlite3``: a killed search resumes where it stopped (finished trials are
 kept; a trial that was running is marked failed once its heartbeat is stale, and the budget counts only finished
-trials), and several processes given the same ``OUTPUT_DIR`` share the study. Each trial is one seed
-(``--trial_seed``) of ``finetune`` without the forest baseline, in ``OUTPUT_DIR/trials/trial_N``; every trial
-reads the same featurized-data cache. The test split is touched only by the final run (``OUTPUT_DIR/best``).
+trials), and several processes given the same ``OUTPUT_DIR`` share the study. Each trial is ``finetune`` without
+the forest baseline, in ``OUTPUT_DIR/trials/trial_N``, with one seed (``--trial_seed``) or several
+(``--trial_seeds``: the trial's value is their mean validation metric, so that the search selects configurations
+rather than lucky seeds; pruning follows the first seed's curve); every trial reads the same featurized-data cache.
+The test split is touched only by the final run (``OUTPUT_DIR/best``).
 
 Outputs: ``trials.csv`` / ``trials.json`` (number, state, parameters, validation metric, seconds),
 ``optimization_history.png``, ``best_params.json``, and ``best/`` (a full finetuning run whose card states the
@@ -63,6 +65,11 @@ class HpoptArguments(FinetuneArguments):
         "/ null (not searched); see the module docs for the default space", "search",
     )  # fmt: skip
     trial_seed: int = option(0, "the seed of every trial's model (the final run uses --seeds)", "search")
+    trial_seeds: list[int] | None = option(
+        None, "several seeds per trial instead: the trial's value is their mean validation metric (selects "
+        "configurations, not lucky seeds; costs one run per seed; pruning follows the first seed)", "search",
+        nargs="+",
+    )  # fmt: skip
     pruning: bool = option(True, "median pruning on the per-epoch validation metric", "search")
     study_name: str = option("moleblend", "the study's name in OUTPUT_DIR/study.sqlite3", "search")
 
@@ -132,12 +139,14 @@ def arguments_for(base: HpoptArguments, params: dict, output_dir: Path, seeds: l
 class PruningCallback(TrainerCallback):
     """Reports the validation metric after each epoch to the trial and stops the run when Optuna prunes it."""
 
-    def __init__(self, trial, metric: str):
-        self.trial, self.metric = trial, metric
+    def __init__(self, trial, metric: str, seed: int | None = None):
+        self.trial, self.metric, self.seed = trial, metric, seed  # seed: report only that seed's run
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         import optuna
 
+        if self.seed is not None and args.seed != self.seed:
+            return
         value = (metrics or {}).get(f"eval_{self.metric}")
         if value is None or math.isnan(value):
             return
@@ -180,8 +189,9 @@ def hpopt(args: HpoptArguments, callbacks=()) -> HpoptResult:
     def objective(trial) -> float:
         params = suggest(trial, space)
         started = time.perf_counter()
-        trial_args = arguments_for(args, params, out / "trials" / f"trial_{trial.number}", [args.trial_seed], 0)
-        result = finetune(trial_args, callbacks=[PruningCallback(trial, metric), *callbacks])
+        seeds = list(args.trial_seeds or [args.trial_seed])
+        trial_args = arguments_for(args, params, out / "trials" / f"trial_{trial.number}", seeds, 0)
+        result = finetune(trial_args, callbacks=[PruningCallback(trial, metric, seeds[0]), *callbacks])
         trial.set_user_attr("seconds", time.perf_counter() - started)
         value = result.aggregate["validation"][metric]["mean"]
         if value is None or math.isnan(value):
@@ -257,6 +267,12 @@ def _write_final_card(final: FinetuneResult, params: dict, metric: str, value: f
     card.training["Hyper-parameters"] = ", ".join(f"{k}={v}" for k, v in params.items())
     card.training["Hyper-parameter search"] = (
         f"Optuna TPE{' with median pruning' if args.pruning else ''} on validation {metric} ({budget}; best "
-        f"trial {value:.4g}, one seed each); the chosen configuration retrained with seeds {list(args.seeds)}"
+        f"trial {value:.4g}, {_trial_seeds_text(args)}); the chosen configuration retrained with seeds "
+        f"{list(args.seeds)}"
     )
     write_model_card(Path(final.output_dir) / "model", card)
+
+
+def _trial_seeds_text(args: HpoptArguments) -> str:
+    seeds = list(args.trial_seeds or [args.trial_seed])
+    return "one seed each" if len(seeds) == 1 else f"the mean of seeds {seeds} each"
