@@ -1106,13 +1106,18 @@ class MoleBlendPairHead(nn.Module):
         columns = self.column_layer_norm(self.activation(self.column_projection(atom_states)))
         return rows, columns
 
+    @staticmethod
+    def _logits(rows: torch.Tensor, columns: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """`rows`, `columns` `[batch, atoms, width]`, `weight` `[outputs, width (row), width (column)]` ->
+        `[batch, atoms, atoms, outputs]`, through the partial products (never the outer product)."""
+        partial = torch.einsum("bia,oac->bioc", rows, weight)
+        return torch.einsum("bioc,bjc->bijo", partial, columns) + bias
+
     def forward(self, atom_states: torch.Tensor) -> torch.Tensor:
         """`atom_states` `[batch, atoms, hidden]` -> `[batch, atoms, atoms, num_outputs]`."""
         rows, columns = self._rows_and_columns(atom_states)
         width = rows.shape[-1]
-        weight = self.output.weight.view(-1, width, width)  # [outputs, row, column]
-        partial = torch.einsum("bia,oac->bioc", rows, weight)
-        return torch.einsum("bioc,bjc->bijo", partial, columns) + self.output.bias
+        return self._logits(rows, columns, self.output.weight.view(-1, width, width), self.output.bias)
 
     def cross_entropy(self, atom_states: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
         """Mean cross-entropy of the outputs read as `[slots, num_classes]` per pair (the first `slots * num_classes`
@@ -1124,8 +1129,7 @@ class MoleBlendPairHead(nn.Module):
         weight = self.output.weight[:used].view(used, width, width)
         batch, atoms = rows.shape[:2]
         if batch * atoms * atoms * used <= MoleBlendPairCrossEntropy.DENSE_VALUES:  # small molecules: materialised
-            partial = torch.einsum("bia,oac->bioc", rows, weight)
-            logits = torch.einsum("bioc,bjc->bijo", partial, columns) + self.output.bias[:used]
+            logits = self._logits(rows, columns, weight, self.output.bias[:used])
             target = target.long().reshape(-1)
             per_entry = F.cross_entropy(logits.reshape(-1, num_classes).float(), target, ignore_index=IGNORE_INDEX,
                                         reduction="none")  # fmt: skip

@@ -189,7 +189,7 @@ def hpopt(args: HpoptArguments, callbacks=()) -> HpoptResult:
     def objective(trial) -> float:
         params = suggest(trial, space)
         started = time.perf_counter()
-        seeds = list(args.trial_seeds or [args.trial_seed])
+        seeds = _trial_seeds(args)
         trial_args = arguments_for(args, params, out / "trials" / f"trial_{trial.number}", seeds, 0)
         result = finetune(trial_args, callbacks=[PruningCallback(trial, metric, seeds[0]), *callbacks])
         trial.set_user_attr("seconds", time.perf_counter() - started)
@@ -273,6 +273,11 @@ def _write_final_card(final: FinetuneResult, params: dict, metric: str, value: f
     write_model_card(Path(final.output_dir) / "model", card)
 
 
+def _trial_seeds(args: HpoptArguments) -> list[int]:
+    """The seeds every trial trains: --trial_seeds, else --trial_seed alone."""
+    return list(args.trial_seeds or [args.trial_seed])
+
+
 def _trial_seeds_text(args: HpoptArguments) -> str:
-    seeds = list(args.trial_seeds or [args.trial_seed])
+    seeds = _trial_seeds(args)
     return "one seed each" if len(seeds) == 1 else f"the mean of seeds {seeds} each"
