@@ -7,6 +7,8 @@
 
 Phases:
   floor     RDKit parse + Chem.GetDistanceMatrix only (the lower bound of any 2D featurizer)
+  wrappers  floor + the Python objects of every atom and bond (list(mol.GetAtoms()), list(mol.GetBonds())),
+            no getter called: the lower bound of any featurizer that reads atoms and bonds from Python
   2d        MoleBlendFeaturizer(conformer="none").featurize, first pass and repeated pass, then collation
   3d_rdkit  raw RDKit: AddHs + ETKDGv3(seed) [+ MMFF] per molecule, in this process
   3d_w1     MoleBlendFeaturizer(conformer="generate", num_workers=1) on the same molecules
@@ -27,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = ("floor", "2d", "3d_rdkit", "3d_w1", "3d_wall", "sdf")
+PHASES = ("floor", "wrappers", "2d", "3d_rdkit", "3d_w1", "3d_wall", "sdf")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,7 +76,7 @@ def run_phase(args) -> dict:
     baseline = peak_rss_mb()["peak_rss_mb"]
     mmff = not args.no_mmff
     out: dict = {"phase": args.phase, "rss_after_imports_mb": baseline}
-    if args.phase in ("floor", "2d"):
+    if args.phase in ("floor", "wrappers", "2d"):
         smiles = read_smiles(args.input, args.smiles_column, args.num_2d)
         out["molecules"] = len(smiles)
         if args.phase == "floor":
@@ -82,6 +84,15 @@ def run_phase(args) -> dict:
                 started = time.perf_counter()
                 for s in smiles:
                     Chem.GetDistanceMatrix(Chem.MolFromSmiles(s))
+                out["molecules_per_s"] = len(smiles) / (time.perf_counter() - started)
+        elif args.phase == "wrappers":
+            with rdBase.BlockLogs():
+                started = time.perf_counter()
+                for s in smiles:
+                    mol = Chem.MolFromSmiles(s)
+                    Chem.GetDistanceMatrix(mol)
+                    list(mol.GetAtoms())
+                    list(mol.GetBonds())
                 out["molecules_per_s"] = len(smiles) / (time.perf_counter() - started)
         else:
             featurizer = MoleBlendFeaturizer(conformer="none", errors="skip")
@@ -197,6 +208,10 @@ def main(argv=None) -> int:
         ratios["2d_second_pass_vs_floor"] = (
             by_phase["2d"]["molecules_per_s_second_pass"] / by_phase["floor"]["molecules_per_s"]
         )
+    if "floor" in by_phase and "wrappers" in by_phase:
+        ratios["wrappers_vs_floor"] = by_phase["wrappers"]["molecules_per_s"] / by_phase["floor"]["molecules_per_s"]
+    if "wrappers" in by_phase and "2d" in by_phase:
+        ratios["2d_vs_wrappers"] = by_phase["2d"]["molecules_per_s"] / by_phase["wrappers"]["molecules_per_s"]
     if "3d_rdkit" in by_phase and "3d_w1" in by_phase:
         ratios["3d_w1_time_vs_rdkit"] = by_phase["3d_w1"]["ms_per_molecule"] / by_phase["3d_rdkit"]["ms_per_molecule"]
     if "3d_w1" in by_phase and "3d_wall" in by_phase:
