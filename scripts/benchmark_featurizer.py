@@ -79,21 +79,21 @@ def run_phase(args) -> dict:
     if args.phase in ("floor", "wrappers", "2d"):
         smiles = read_smiles(args.input, args.smiles_column, args.num_2d)
         out["molecules"] = len(smiles)
-        if args.phase == "floor":
-            with rdBase.BlockLogs():
-                started = time.perf_counter()
-                for s in smiles:
-                    Chem.GetDistanceMatrix(Chem.MolFromSmiles(s))
-                out["molecules_per_s"] = len(smiles) / (time.perf_counter() - started)
-        elif args.phase == "wrappers":
+        if args.phase in ("floor", "wrappers"):
+            wrappers, unparsed = args.phase == "wrappers", 0
             with rdBase.BlockLogs():
                 started = time.perf_counter()
                 for s in smiles:
                     mol = Chem.MolFromSmiles(s)
+                    if mol is None:  # counted, as the 2d phase's featurizer skips and reports them
+                        unparsed += 1
+                        continue
                     Chem.GetDistanceMatrix(mol)
-                    list(mol.GetAtoms())
-                    list(mol.GetBonds())
+                    if wrappers:
+                        list(mol.GetAtoms())
+                        list(mol.GetBonds())
                 out["molecules_per_s"] = len(smiles) / (time.perf_counter() - started)
+            out["skipped"] = unparsed
         else:
             featurizer = MoleBlendFeaturizer(conformer="none", errors="skip")
             started = time.perf_counter()
