@@ -124,31 +124,36 @@ class MoleBlendShortestPathBias(nn.Module):
         self.max_spd = config.max_spd
         self.embedding = nn.Embedding(config.max_spd + 2, config.num_attention_heads)
 
+    def rows(self, spd: torch.Tensor) -> torch.Tensor:
+        """`spd` `[...]` (-1 = unreachable) -> the embedding row of each count `[...]`."""
+        spd = spd.long()
+        return torch.where(spd < 0, self.max_spd + 1, spd.clamp(max=self.max_spd))
+
     def forward(self, spd: torch.Tensor) -> torch.Tensor:
         """`spd` `[batch, atoms, atoms]` (-1 = unreachable) -> `[batch, heads, atoms, atoms]`."""
-        spd = spd.long()
-        index = torch.where(spd < 0, self.max_spd + 1, spd.clamp(max=self.max_spd))
-        return self.embedding(index).permute(0, 3, 1, 2)
+        return self.embedding(self.rows(spd)).permute(0, 3, 1, 2)
 
 
-class MoleBlendSumOfRows(torch.autograd.Function):
-    """`table[index].sum(1)` for `table` `[rows, width]` and `index` `[items, hops]` -> `[items, width]`, without the
-    `[items, hops, width]` intermediate: forward by `embedding_bag` (one pass in C), backward by one `index_add_`
-    per hop (on CPU, autograd's own `embedding_bag` backward sorts the indices and costs 4x the forward)."""
-
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(index)
-        ctx.rows = table.shape[0]
-        return F.embedding_bag(index, table, mode="sum")
+class MoleBlendWeightedBags(torch.autograd.Function):
+    """`out[p] = sum_e weights[e] * table[rows[e]]` over the entries e of bag p, for `table` `[rows, width]`,
+    `rows` and `weights` `[entries]` grouped by bag, `counts` `[bags]` (entries per bag, 0 allowed) ->
+    `[bags, width]`. Forward by one `embedding_bag` (a pass in C, no `[entries, width]` intermediate); backward by
+    one `index_add_` (autograd's `embedding_bag` backward sorts the indices and costs 4x the forward on CPU). No
+    gradient for `weights` (constants: blend masks and 1 / hops)."""
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (index,) = ctx.saved_tensors
-        grad_table = grad.new_zeros(ctx.rows, grad.shape[1])
-        for hop in range(index.shape[1]):
-            grad_table.index_add_(0, index[:, hop], grad)
-        return grad_table, None
+    def forward(ctx, table: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor):
+        ctx.save_for_backward(rows, counts, weights)
+        ctx.table_rows = table.shape[0]
+        offsets = counts.cumsum(0) - counts
+        return F.embedding_bag(rows, table, offsets, mode="sum", per_sample_weights=weights.to(table.dtype))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        rows, counts, weights = ctx.saved_tensors
+        per_entry = grad.repeat_interleave(counts, dim=0) * weights.to(grad.dtype)[:, None]
+        grad_table = grad.new_zeros(ctx.table_rows, grad.shape[1]).index_add_(0, rows, per_entry)
+        return grad_table, None, None, None
 
 
 class MoleBlendBondPathBias(nn.Module):
@@ -166,24 +171,69 @@ class MoleBlendBondPathBias(nn.Module):
             torch.empty(config.max_hops, config.num_attention_heads, config.num_attention_heads)
         )
 
+    def bond_table(self, bond_features: torch.Tensor, hops: int) -> torch.Tensor:
+        """`bond_features` `[batch, bonds, 3]` -> each bond times each hop's matrix, `[batch * hops * bonds, heads]`
+        (row (b * hops + k) * bonds + r: bond r of molecule b at hop k): the few bonds are transformed once per
+        hop, never a `[batch, atoms, atoms, hops, heads]` tensor."""
+        bonds = self.bond_embedding(bond_features.long()).mean(dim=-2)  # [batch, bonds, heads]
+        per_bond = torch.einsum("bnh,khg->bkng", bonds, self.hop_matrices[:hops])  # [batch, hops, bonds, heads]
+        return per_bond.reshape(-1, per_bond.shape[-1])
+
     def forward(self, path_bonds: torch.Tensor, bond_features: torch.Tensor) -> torch.Tensor:
         """`path_bonds` `[batch, atoms, atoms, hops]` (1-based bond rows, 0 = no bond), `bond_features`
-        `[batch, bonds, 3]` -> `[batch, heads, atoms, atoms]`."""
+        `[batch, bonds, 3]` -> `[batch, heads, atoms, atoms]` for every pair (the model computes its real pairs
+        only, with `graph_pair_bias`)."""
         batch, atoms = path_bonds.shape[:2]
-        path_bonds = path_bonds[..., : self.max_hops].long()
-        hops = path_bonds.shape[-1]
-        bonds = self.bond_embedding(bond_features.long()).mean(dim=-2)  # [batch, bonds, heads]
-        num_bonds = bonds.shape[1]
-        # Transform the few bonds once per hop, then sum the rows each pair's path names: never a [batch, atoms,
-        # atoms, hops, heads] tensor. Row 0 of each molecule ("no bond") is zeroed, so absent hops add nothing.
-        per_bond = torch.einsum("bnh,khg->bkng", bonds, self.hop_matrices[:hops])  # [batch, hops, bonds, heads]
-        per_bond = per_bond * (torch.arange(num_bonds, device=bonds.device) > 0)[:, None]
-        device = path_bonds.device
-        first_row = (torch.arange(batch, device=device)[:, None] * hops + torch.arange(hops, device=device)) * num_bonds
-        rows = (path_bonds + first_row[:, None, None, :]).reshape(batch * atoms * atoms, hops)
-        total = MoleBlendSumOfRows.apply(per_bond.reshape(batch * hops * num_bonds, -1), rows)
-        num_hops = (path_bonds > 0).sum(-1, keepdim=True).clamp(min=1)
-        return (total.view(batch, atoms, atoms, -1) / num_hops).permute(0, 3, 1, 2)
+        pairs = torch.arange(batch * atoms * atoms, device=path_bonds.device)
+        bias = graph_pair_bias(None, self, None, path_bonds, bond_features, pairs)
+        return bias.view(batch, atoms, atoms, -1).permute(0, 3, 1, 2)
+
+
+def graph_pair_bias(
+    shortest_path: MoleBlendShortestPathBias | None,
+    bond_path: MoleBlendBondPathBias,
+    spd: torch.Tensor | None,
+    path_bonds: torch.Tensor,
+    bond_features: torch.Tensor,
+    pairs: torch.Tensor,
+    spd_weight: torch.Tensor | None = None,
+    edge_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The 2D relations' bias on the chosen atom pairs only: the shortest-path row (if `shortest_path` is given)
+    plus the bond-path bias (the mean over the path's hops k of bond_k @ hop_matrix_k), by one weighted
+    `embedding_bag` over both tables. Padding pairs and absent hops cost nothing.
+
+    `spd` `[batch, atoms, atoms]`, `path_bonds` `[batch, atoms, atoms, hops]`, `bond_features` `[batch, bonds, 3]`,
+    `pairs` `[pairs]` flat (b, i, j) indices into `[batch, atoms, atoms]`; `spd_weight` / `edge_weight` `[pairs]`
+    scale each term per pair (modality blending: 1 where the pair shows the relation, else 0; default 1)
+    -> `[pairs, heads]`.
+    """
+    batch, atoms = path_bonds.shape[:2]
+    hops = min(bond_path.max_hops, path_bonds.shape[-1])
+    num_bonds = bond_features.shape[1]
+    path = path_bonds.reshape(batch * atoms * atoms, -1).index_select(0, pairs)[:, :hops].long()  # [pairs, hops]
+    present = path > 0
+    hop_weight = 1.0 / present.sum(1, keepdim=True).clamp(min=1)  # [pairs, 1]
+    if edge_weight is not None:
+        hop_weight = hop_weight * edge_weight[:, None]
+        present = present & (edge_weight[:, None] != 0)
+    first_row = (pairs[:, None] // (atoms * atoms) * hops + torch.arange(hops, device=pairs.device)) * num_bonds
+    tables, rows = [bond_path.bond_table(bond_features, hops)], [first_row + path]
+    weights, kept = [hop_weight.expand(-1, hops)], [present]
+    if shortest_path is not None:  # its rows after the bond table's
+        tables.append(shortest_path.embedding.weight)
+        rows.append(tables[0].shape[0] + shortest_path.rows(spd.reshape(-1)[pairs])[:, None])
+        if spd_weight is None:
+            weights.append(hop_weight.new_ones(len(pairs), 1))
+            kept.append(present.new_ones(len(pairs), 1))
+        else:
+            weights.append(spd_weight[:, None].to(hop_weight))
+            kept.append(weights[-1] != 0)
+    kept = torch.cat(kept, 1)  # [pairs, entries per pair]
+    entries = kept.flatten().nonzero().squeeze(1)  # in pair order, as the bags need
+    rows = torch.cat(rows, 1).flatten().index_select(0, entries)
+    weights = torch.cat(weights, 1).flatten().index_select(0, entries)
+    return MoleBlendWeightedBags.apply(torch.cat(tables), rows, kept.sum(1), weights)
 
 
 class MoleBlendGaussianKernels(nn.Module):
@@ -282,10 +332,12 @@ class MoleBlendAttentionBias(nn.Module):
         """`pair_bias` `[batch, heads, atoms, atoms]`, `token_mask` `[batch, tokens]` (the graph token and the real
         atoms) -> `[batch, heads, tokens, tokens]` in `dtype`."""
         batch, heads, atoms, _ = pair_bias.shape
-        bias = pair_bias.new_zeros(batch, heads, atoms + 1, atoms + 1, dtype=dtype)  # one pass, written in place
-        bias[:, :, 1:, 1:] = pair_bias
-        bias[:, :, 1:, 0] = self.graph_token_column.to(dtype)[None, :, None]
-        return bias.masked_fill_(~token_mask[:, None, None, :], torch.finfo(dtype).min)
+        padded_key = ~token_mask[:, None, None, :]
+        column = self.graph_token_column.to(dtype).view(1, heads, 1, 1).expand(batch, heads, atoms, 1)
+        atom_rows = torch.cat([column, pair_bias.to(dtype)], dim=3).masked_fill(padded_key, torch.finfo(dtype).min)
+        graph_row = torch.where(padded_key, torch.finfo(dtype).min, 0.0).to(dtype).expand(batch, heads, 1, atoms + 1)
+        # no slice assignment: its backward (CopySlices) clones the whole gradient once per slice
+        return torch.cat([graph_row, atom_rows], dim=2)
 
 
 class MoleBlendEmbeddings(nn.Module):
@@ -696,11 +748,21 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
             atom_mask = atom_ids[..., 0] != 0
         atom_mask = atom_mask.bool()
 
-        pair_biases: dict[int, torch.Tensor] = {}
+        pair_biases: list[torch.Tensor] = []  # [batch, heads, atoms, atoms] each, summed
         degree_feature = atom_3d_feature = None
         if self.uses_2d:
-            pair_biases[PAIR_SHOWS_SPD] = self.shortest_path_bias(spd)
-            pair_biases[PAIR_SHOWS_EDGE] = self.bond_path_bias(path_bonds, bond_features)
+            batch, atoms = atom_mask.shape
+            pairs = (atom_mask[:, :, None] & atom_mask[:, None, :]).flatten().nonzero().squeeze(1)  # real pairs
+            spd_weight = edge_weight = None
+            if blend_pair_modality is not None:  # each pair shows one relation
+                shown = blend_pair_modality.expand(batch, atoms, atoms).flatten()[pairs]
+                spd_weight, edge_weight = (shown == PAIR_SHOWS_SPD).float(), (shown == PAIR_SHOWS_EDGE).float()
+            values = graph_pair_bias(
+                self.shortest_path_bias, self.bond_path_bias, spd, path_bonds, bond_features, pairs, spd_weight,
+                edge_weight,
+            )  # fmt: skip
+            padded = values.new_zeros(batch * atoms * atoms, values.shape[-1]).index_copy(0, pairs, values)
+            pair_biases.append(padded.view(batch, atoms, atoms, -1).permute(0, 3, 1, 2))
             degree_feature = self.embeddings.embed_degree(degree)
         if self.uses_3d:
             if has_3d is None:
@@ -711,15 +773,11 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
                     "structural information at all. Use input_modality='2d3d', or give them conformers."
                 )
             shows_3d = None if blend_pair_modality is None else blend_pair_modality == PAIR_SHOWS_3D
-            pair_biases[PAIR_SHOWS_3D], atom_3d_feature = self.geometry(
+            geometry_bias, atom_3d_feature = self.geometry(  # zero outside shows_3d
                 coordinates, atom_ids[..., 0].long(), atom_mask, has_3d.bool(), shows_3d
             )
-
-        if blend_pair_modality is not None:
-            shown = F.one_hot(blend_pair_modality.long(), 3).permute(0, 3, 1, 2)[:, :, None]  # [b, 3, 1, n, n]
-            pair_bias = sum(pair_biases[k] * shown[:, k] for k in (PAIR_SHOWS_SPD, PAIR_SHOWS_EDGE, PAIR_SHOWS_3D))
-        else:
-            pair_bias = sum(pair_biases.values())
+            pair_biases.append(geometry_bias)
+        pair_bias = pair_biases[0] if len(pair_biases) == 1 else pair_biases[0] + pair_biases[1]
         if blend_atom_3d is not None:
             structure_feature = torch.where(blend_atom_3d[..., None].bool(), atom_3d_feature, degree_feature)
         else:

@@ -46,8 +46,9 @@ from modeling_moleblend.modeling_moleblend import (
     MoleBlendBondPathBias,
     MoleBlendPairCrossEntropy,
     MoleBlendPairHead,
-    MoleBlendSumOfRows,
+    MoleBlendWeightedBags,
     attention_keep_mask,
+    graph_pair_bias,
     hidden_pair_masks,
     sample_blend_masks,
 )
@@ -429,11 +430,56 @@ def test_bond_path_bias_equals_the_per_pair_sum_in_values_and_gradients(batch):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
-def test_sum_of_rows_has_the_gradient_of_an_indexed_sum():
+def test_weighted_bags_have_the_values_and_gradient_of_an_explicit_weighted_sum():
+    """Bags of different sizes (one empty), repeated rows, weights 0.5 / -2: values and gradients equal the loop."""
     table = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
-    index = torch.tensor([[0, 3, 3], [6, 1, 0], [2, 2, 2], [5, 4, 0]])
-    torch.testing.assert_close(MoleBlendSumOfRows.apply(table, index), table[index].sum(1))
-    assert torch.autograd.gradcheck(lambda t: MoleBlendSumOfRows.apply(t, index), (table,))
+    rows = torch.tensor([0, 3, 3, 6, 1, 2, 2, 2, 5])
+    counts = torch.tensor([3, 2, 0, 3, 1])
+    weights = torch.tensor([1.0, 0.5, 0.5, -2.0, 1.0, 0.25, 0.25, 0.25, 3.0], dtype=torch.float64)
+    bags = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    expected = torch.zeros(len(counts), 3, dtype=torch.float64).index_add(0, bags, table[rows] * weights[:, None])
+    torch.testing.assert_close(MoleBlendWeightedBags.apply(table, rows, counts, weights), expected)
+    assert torch.equal(
+        MoleBlendWeightedBags.apply(table, rows, counts, weights)[2], torch.zeros(3, dtype=torch.float64)
+    )
+    assert torch.autograd.gradcheck(lambda t: MoleBlendWeightedBags.apply(t, rows, counts, weights), (table,))
+
+
+def test_2d_bias_on_real_pairs_equals_the_padded_terms_in_values_and_gradients(batch):
+    """The model computes the shortest-path and bond-path biases on real pairs only, in one weighted bag, and
+    with blending weights: on every real pair (and so in every output) it equals the padded modules' sum, times
+    the blend masks; the parameters get the same gradients."""
+    config = tiny_config(input_modality="2d3d")
+    model = seeded(MoleBlendModel, config)
+    torch.nn.init.normal_(model.bond_path_bias.hop_matrices)
+    atom_mask = batch["atom_mask"].bool()
+    batch_size, atoms = atom_mask.shape
+    real = atom_mask[:, :, None] & atom_mask[:, None, :]
+    pairs = real.flatten().nonzero().squeeze(1)
+    has_3d = batch["has_3d"].bool()
+    shown = sample_blend_masks(config, atom_mask, has_3d, torch.Generator().manual_seed(0))[0].expand_as(real)
+    parameters = [model.shortest_path_bias.embedding.weight, model.bond_path_bias.hop_matrices,
+                  model.bond_path_bias.bond_embedding.weight]  # fmt: skip
+    for blended in (False, True):
+        spd_weight = edge_weight = None
+        if blended:
+            spd_weight = (shown.flatten()[pairs] == PAIR_SHOWS_SPD).float()
+            edge_weight = (shown.flatten()[pairs] == PAIR_SHOWS_EDGE).float()
+        got = graph_pair_bias(model.shortest_path_bias, model.bond_path_bias, batch["spd"], batch["path_bonds"],
+                              batch["bond_features"], pairs, spd_weight, edge_weight)  # fmt: skip
+        spd_term = model.shortest_path_bias(batch["spd"]).permute(0, 2, 3, 1).reshape(-1, config.num_attention_heads)
+        path_term = model.bond_path_bias(batch["path_bonds"], batch["bond_features"])
+        path_term = path_term.permute(0, 2, 3, 1).reshape(-1, config.num_attention_heads)
+        if blended:
+            spd_term = spd_term * (shown.flatten() == PAIR_SHOWS_SPD)[:, None]
+            path_term = path_term * (shown.flatten() == PAIR_SHOWS_EDGE)[:, None]
+        expected = (spd_term + path_term)[pairs]
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        weights = torch.randn_like(got)
+        grads = torch.autograd.grad((got * weights).sum(), parameters)
+        reference = torch.autograd.grad((expected * weights).sum(), parameters)
+        for g, r in zip(grads, reference):
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
 
 
 def test_molecules_without_3d_get_no_3d_signal(batch):
