@@ -44,6 +44,7 @@ from modeling_moleblend.modeling_moleblend import (
     PAIR_SHOWS_SPD,
     MoleBlendAttentionBias,
     MoleBlendBondPathBias,
+    MoleBlendGaussianBasis,
     MoleBlendPairCrossEntropy,
     MoleBlendPairHead,
     MoleBlendWeightedBags,
@@ -941,3 +942,12 @@ def test_hub_export_loads_without_the_package(tmp_path, featurizer, descriptors)
         logits, pooled = model(**batch).logits, model.moleblend(**batch).pooler_output
     np.testing.assert_allclose(remote["logits"], logits.numpy(), atol=1e-5, rtol=0)
     np.testing.assert_allclose(remote["pooled"], pooled.numpy(), atol=1e-5, rtol=0)
+
+
+def test_gaussian_basis_has_the_values_and_gradients_of_the_formula():
+    x = torch.tensor([0.0, 0.7, 1.5, 3.2, 9.0], dtype=torch.float64, requires_grad=True)
+    means = torch.tensor([0.5, 1.5, 4.0], dtype=torch.float64, requires_grad=True)
+    stds = torch.tensor([0.3, 1.0, 2.5], dtype=torch.float64, requires_grad=True)
+    formula = torch.exp(-0.5 * ((x[:, None] - means) / stds) ** 2) / (math.sqrt(2 * math.pi) * stds)
+    torch.testing.assert_close(MoleBlendGaussianBasis.apply(x, means, stds), formula)
+    assert torch.autograd.gradcheck(MoleBlendGaussianBasis.apply, (x, means, stds))
