@@ -365,10 +365,17 @@ class MoleBlendAttentionBias(nn.Module):
         atoms) -> `[batch, heads, tokens, tokens]` in `dtype`."""
         batch, heads, atoms, _ = pair_bias.shape
         padded_key = ~token_mask[:, None, None, :]
-        column = self.graph_token_column.to(dtype).view(1, heads, 1, 1).expand(batch, heads, atoms, 1)
+        column = self.graph_token_column.to(dtype)
+        if not (torch.is_grad_enabled() and (pair_bias.requires_grad or column.requires_grad)):
+            bias = pair_bias.new_empty(batch, heads, atoms + 1, atoms + 1, dtype=dtype)  # in place: fewest passes
+            bias[:, :, 0] = 0.0
+            bias[:, :, 1:, 0] = column[None, :, None]
+            bias[:, :, 1:, 1:] = pair_bias
+            return bias.masked_fill_(padded_key, torch.finfo(dtype).min)
+        # with gradients, no slice assignment: its backward (CopySlices) clones the whole gradient once per slice
+        column = column.view(1, heads, 1, 1).expand(batch, heads, atoms, 1)
         atom_rows = torch.cat([column, pair_bias.to(dtype)], dim=3).masked_fill(padded_key, torch.finfo(dtype).min)
         graph_row = torch.where(padded_key, torch.finfo(dtype).min, 0.0).to(dtype).expand(batch, heads, 1, atoms + 1)
-        # no slice assignment: its backward (CopySlices) clones the whole gradient once per slice
         return torch.cat([graph_row, atom_rows], dim=2)
 
 

@@ -951,3 +951,19 @@ def test_gaussian_basis_has_the_values_and_gradients_of_the_formula():
     formula = torch.exp(-0.5 * ((x[:, None] - means) / stds) ** 2) / (math.sqrt(2 * math.pi) * stds)
     torch.testing.assert_close(MoleBlendGaussianBasis.apply(x, means, stds), formula)
     assert torch.autograd.gradcheck(MoleBlendGaussianBasis.apply, (x, means, stds))
+
+
+def test_the_attention_bias_is_the_same_with_and_without_gradients(batch):
+    """Built in place without gradients and by concatenation with them (no CopySlices backward): equal tensors,
+    padded keys at finfo.min, the graph token's row 0 on real keys, its column the learned scalars."""
+    model = seeded(MoleBlendModel, tiny_config(input_modality="2d3d")).eval()
+    with torch.no_grad():
+        in_place = model(**batch, output_attention_bias=True).attention_bias
+    concatenated = model(**batch, output_attention_bias=True).attention_bias
+    assert concatenated.requires_grad and torch.equal(in_place, concatenated.detach())
+    token_mask = torch.cat([torch.ones(len(SMILES), 1, dtype=torch.bool), batch["atom_mask"].bool()], dim=1)
+    keys = token_mask[:, None, None, :].expand_as(in_place)
+    assert (in_place[~keys] == torch.finfo(in_place.dtype).min).all()
+    assert (in_place[:, :, 0][token_mask[:, None, :].expand(-1, in_place.shape[1], -1)] == 0).all()
+    column = model.attention_bias.graph_token_column.detach()
+    torch.testing.assert_close(in_place[:, :, 1:, 0], column[None, :, None].expand_as(in_place[:, :, 1:, 0]))
