@@ -135,12 +135,11 @@ class MoleBlendShortestPathBias(nn.Module):
 
 
 class MoleBlendWeightedBags(torch.autograd.Function):
-    """`out[p] = sum_e weights[e] * table[rows[e]]` over the entries e of bag p, for `table` `[rows, width]`,
-    `rows` (None: row e for entry e) and `weights` `[entries]` grouped by bag, `counts` `[bags]` (entries per bag,
-    0 allowed) ->
-    `[bags, width]`. Forward by one `embedding_bag` (a pass in C, no `[entries, width]` intermediate); backward by
-    one `index_add_` (autograd's `embedding_bag` backward sorts the indices and costs 4x the forward on CPU). No
-    gradient for `weights` (constants: blend masks and 1 / hops)."""
+    """`out[p] = sum_e weights[e] * table[rows[e]]` over the entries e of bag p: `table` `[rows, width]`, `rows`
+    (None: entry e is row e) and `weights` `[entries]` grouped by bag, `counts` `[bags]` (entries per bag, 0
+    allowed) -> `[bags, width]`. Forward by one `embedding_bag` (a pass in C, no `[entries, width]` intermediate);
+    backward by one `index_add_` (autograd's `embedding_bag` backward sorts the indices and costs 4x the forward on
+    CPU). No gradient for `weights` (constants: blend masks and 1 / hops)."""
 
     @staticmethod
     def forward(ctx, table: torch.Tensor, rows: torch.Tensor | None, counts: torch.Tensor, weights: torch.Tensor):
