@@ -9,7 +9,7 @@ On shared, noisy machines a ratio measured pass by pass in one process is the nu
 the same load. The old `modeling_moleblend.py` and `configuration_moleblend.py` are imported from the other
 checkout under another package name; the new model loads the start checkpoint (default: `builtin:small`) with the
 finetuning recipe's dropouts (attention only) and the old one gets its weights. Batches: the first
-`--num_molecules` rows in a seeded order, megabatches of 4 batches sorted by size (the Trainer's grouping). Prints
+`--num_molecules` rows, in the finetuning Trainer's grouping (seeded megabatches of 4 batches sorted by size). Prints
 seconds per batch for training (forward + backward + AdamW) and inference, old and new, and checks that both give
 the same outputs.
 """
@@ -24,23 +24,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from modeling_moleblend import MoleBlendFeaturizer, MoleBlendForPropertyPrediction
+from modeling_moleblend.data.samplers import LengthBucketedBatchSampler, padding_counts
 from modeling_moleblend.data.tables import read_molecule_table
 from modeling_moleblend.tokenization.collating_moleblend import MoleBlendCollator
 from modeling_moleblend.training.finetuning import starting_model
 
 
-def import_old_model(package: Path):
-    """The other checkout's model file as a module of a temporary package (its relative imports resolve there)."""
-    folder = Path(tempfile.mkdtemp()) / "moleblend_old"
-    folder.mkdir()
-    (folder / "__init__.py").write_text("")
+def import_old_model(package: Path, folder: Path):
+    """The other checkout's model file as a module of a package in `folder` (its relative imports resolve there)."""
+    (folder / "moleblend_old").mkdir()
+    (folder / "moleblend_old" / "__init__.py").write_text("")
     for name in ("modeling_moleblend.py", "configuration_moleblend.py"):
-        (folder / name).write_text((package / "modeling_moleblend" / name).read_text())
-    sys.path.insert(0, str(folder.parent))
+        (folder / "moleblend_old" / name).write_text((package / "modeling_moleblend" / name).read_text())
+    sys.path.insert(0, str(folder))
     spec = importlib.util.find_spec("moleblend_old.modeling_moleblend")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -48,17 +47,14 @@ def import_old_model(package: Path):
 
 
 def batches_of(smiles: list[str], featurizer, batch_size: int, seed: int) -> list:
+    """The finetuning Trainer's batches: megabatches of 4 batches sorted by size (`LengthBucketedBatchSampler`)."""
     features = featurizer.featurize(smiles, errors="skip", progress=False).features
     for feature in features:
         feature["labels"] = [1.0]
-    order = np.random.default_rng(seed).permutation(len(features))
+    lengths = [int(feature["num_atoms"]) for feature in features]
     collator = MoleBlendCollator(pad_to_multiple_of=8)
-    batches = []
-    for start in range(0, len(order), 4 * batch_size):
-        megabatch = sorted(order[start : start + 4 * batch_size], key=lambda i: -int(features[i]["num_atoms"]))
-        for first in range(0, len(megabatch), batch_size):
-            batches.append(collator([features[i] for i in megabatch[first : first + batch_size]]))
-    return batches
+    sampler = LengthBucketedBatchSampler(lengths, batch_size, seed, megabatch_batches=4)
+    return [collator([features[i] for i in batch]) for batch in sampler.batches()]
 
 
 def main(argv=None) -> int:
@@ -85,7 +81,8 @@ def main(argv=None) -> int:
     new = MoleBlendForPropertyPrediction.from_pretrained(
         start, num_labels=1, problem_type="regression", input_modality=a.input_modality, **recipe
     )
-    old_module = import_old_model(a.old_package)
+    scratch = tempfile.TemporaryDirectory()
+    old_module = import_old_model(a.old_package, Path(scratch.name))
     old = old_module.MoleBlendForPropertyPrediction(old_module.MoleBlendConfig(**new.config.to_dict()))
     old.load_state_dict(new.state_dict(), strict=False)
     models = {"old": old, "new": new}
@@ -114,13 +111,15 @@ def main(argv=None) -> int:
         for train in (True, False):
             for name in models:
                 times[name, train].append(run(name, train))
-    real = sum(float(b["atom_mask"].float().mean()) for b in batches) / len(batches)
+    counts = sum(padding_counts(batch) for batch in batches)
+    real = float(counts[0] / counts[1])
     print(f"{len(batches)} batches of {a.batch_size} from {a.train_file} ({real:.0%} of padded atoms real), "
           f"{a.input_modality}, {a.threads} thread(s); max |old - new| logits {float(difference):.1e}")  # fmt: skip
     for train, label in ((True, "training"), (False, "inference")):
         medians = {name: statistics.median(times[name, train]) for name in models}
         print(f"  {label:<9} s per batch: old {medians['old']:.4f}, new {medians['new']:.4f}, "
               f"old / new {medians['old'] / medians['new']:.3f}")  # fmt: skip
+    scratch.cleanup()
     return 0
 
 
