@@ -461,13 +461,24 @@ def eager_attention_forward(
 
 class MoleBlendTokenPacking:
     """Where the real tokens of a padded batch are: every token-wise operation (projections, FFN, LayerNorm,
-    dropout) runs on the packed `[real_tokens, hidden]` rows; only attention needs the padded
-    `[batch, heads, tokens, tokens]` layout, so the encoder unpacks for it and packs the result again.
+    dropout) runs on the packed `[real_tokens, hidden]` rows; only attention needs a padded
+    `[molecules, heads, tokens, tokens]` layout, so the encoder unpacks for it and packs the result again.
 
-    `token_mask` `[batch, tokens]` True for the graph token and the real atoms.
+    Attention in length groups (CPU): the molecules of a batch are sorted by size and split into groups, each
+    padded only to its own longest molecule, so the score products, softmax and dropout do not run on the padding a
+    batch's largest molecule imposes on its small ones. The split minimises `sum over groups (molecules x tokens^2
+    x heads + GROUP_OVERHEAD)`: a group pays a fixed cost in calls. Keys beyond a molecule's atoms are masked
+    either way, so the outputs are the same (to float rounding) as one group of the whole batch.
+
+    `token_mask` `[batch, tokens]` True for the graph token and the real atoms; `heads` the attention heads (for the
+    cost); `grouped` False keeps the whole batch as one group in its own order (needed to return attention weights
+    in the `[batch, heads, tokens, tokens]` layout).
     """
 
-    def __init__(self, token_mask: torch.Tensor):
+    GROUP_OVERHEAD: int = 16384  # score entries a group's extra calls cost, measured on CPU; see docs/benchmarks.md
+    ALIGN: int = 8  # a group pads its atoms to a multiple of this, as the collator does
+
+    def __init__(self, token_mask: torch.Tensor, heads: int = 1, grouped: bool = False):
         self.batch, self.tokens = token_mask.shape
         flat = token_mask.reshape(-1)
         self.is_dense = bool(flat.all())  # no padding: packing would only copy
@@ -475,6 +486,43 @@ class MoleBlendTokenPacking:
         positions = torch.arange(flat.numel(), device=token_mask.device)
         # the molecule of each packed row (for per-molecule stochastic depth)
         self.molecule = (positions if self.is_dense else self.index) // self.tokens
+        self.groups: list[tuple[torch.Tensor, int]] | None = None  # (molecules, tokens) per group; None: one
+        if grouped and not self.is_dense and self.batch > 1:
+            self.groups = self._length_groups(token_mask.sum(1), heads)
+        if self.groups is not None:
+            # where each row of the groups' padded layouts comes from: a packed row, or `real_tokens` (a zero row)
+            row_of = torch.full((flat.numel(),), self.index.numel(), dtype=torch.long, device=token_mask.device)
+            row_of[self.index] = torch.arange(self.index.numel(), device=token_mask.device)
+            sources = [
+                (molecules[:, None] * self.tokens + torch.arange(tokens, device=molecules.device)).flatten()
+                for molecules, tokens in self.groups
+            ]
+            self.group_rows = row_of[torch.cat(sources)]  # [sum of molecules x tokens over groups]
+            real = self.group_rows < self.index.numel()
+            self.packed_rows = torch.empty_like(self.index)  # packed row -> its row in the groups' layouts
+            self.packed_rows[self.group_rows[real]] = real.nonzero().squeeze(1)
+
+    def _length_groups(self, lengths: torch.Tensor, heads: int) -> list[tuple[torch.Tensor, int]] | None:
+        """Contiguous runs of the molecules sorted by size; a cut only where the aligned size changes."""
+        order = torch.argsort(lengths, descending=True, stable=True)
+        atoms = (lengths[order] - 1).tolist()  # graph token excluded
+        sizes = [min(1 + -(-a // self.ALIGN) * self.ALIGN, self.tokens) for a in atoms]
+        starts = [i for i in range(len(sizes)) if i == 0 or sizes[i] != sizes[i - 1]] + [len(sizes)]
+        if len(starts) == 2:
+            return None  # one size: the whole batch is one group
+        # best[e]: the cheapest split of the molecules before starts[e]; a group from starts[b] has sizes[starts[b]]
+        best, cut = [0.0] + [math.inf] * (len(starts) - 1), [0] * len(starts)
+        for e in range(1, len(starts)):
+            for b in range(e):
+                cost = best[b] + (starts[e] - starts[b]) * sizes[starts[b]] ** 2 * heads + self.GROUP_OVERHEAD
+                if cost < best[e]:
+                    best[e], cut[e] = cost, b
+        groups, e = [], len(starts) - 1
+        while e > 0:
+            b = cut[e]
+            groups.append((order[starts[b] : starts[e]], sizes[starts[b]]))
+            e = b
+        return groups[::-1] if len(groups) > 1 else None
 
     def pack(self, padded: torch.Tensor) -> torch.Tensor:
         """`[batch, tokens, ...]` -> `[real_tokens, ...]`."""
@@ -487,6 +535,31 @@ class MoleBlendTokenPacking:
             padded = packed.new_zeros(self.batch * self.tokens, *packed.shape[1:])
             packed = padded.index_copy_(0, self.index, packed)  # in place: no second [batch * tokens] copy
         return packed.reshape(self.batch, self.tokens, *packed.shape[1:])
+
+    def unpack_groups(self, packed: torch.Tensor) -> list[torch.Tensor]:
+        """`[real_tokens, features]` -> per attention group `[molecules, tokens, features]`, zeros at padding."""
+        if self.groups is None:
+            return [self.unpack(packed)]
+        rows = torch.cat([packed, packed.new_zeros(1, packed.shape[1])]).index_select(0, self.group_rows)
+        sizes = [len(molecules) * tokens for molecules, tokens in self.groups]
+        return [
+            part.view(len(molecules), tokens, -1)
+            for part, (molecules, tokens) in zip(rows.split(sizes), self.groups, strict=True)
+        ]
+
+    def pack_groups(self, grouped: list[torch.Tensor]) -> torch.Tensor:
+        """Per attention group `[molecules, tokens, features]` -> `[real_tokens, features]`."""
+        if self.groups is None:
+            return self.pack(grouped[0])
+        rows = torch.cat([part.reshape(-1, part.shape[-1]) for part in grouped])
+        return rows.index_select(0, self.packed_rows)
+
+    def group_bias(self, position_bias: torch.Tensor) -> list[torch.Tensor]:
+        """`[batch, heads, tokens, tokens]` -> per attention group `[molecules, heads, tokens, tokens]` (computed once
+        per forward; every layer reuses it)."""
+        if self.groups is None:
+            return [position_bias]
+        return [position_bias[:, :, :tokens, :tokens].index_select(0, molecules) for molecules, tokens in self.groups]
 
 
 class MoleBlendSelfAttention(nn.Module):
@@ -509,35 +582,41 @@ class MoleBlendSelfAttention(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        position_bias: torch.Tensor,
+        position_bias: list[torch.Tensor],
         packing: MoleBlendTokenPacking,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`hidden_states` `[real_tokens, hidden]` (packed), `position_bias` `[batch, heads, tokens, tokens]` ->
-        `[real_tokens, hidden]` and the weights `[batch, heads, tokens, tokens]` if asked."""
-        shape = (packing.batch, packing.tokens, self.num_heads, self.head_dim)
-        query, key, value = (
-            packing.unpack(projection(hidden_states)).view(shape).transpose(1, 2)  # [batch, heads, tokens, head_dim]
-            for projection in (self.q_proj, self.k_proj, self.v_proj)
-        )
+        """`hidden_states` `[real_tokens, hidden]` (packed), `position_bias` per attention group of `packing`
+        `[molecules, heads, tokens, tokens]` -> `[real_tokens, hidden]` and the weights `[batch, heads, tokens,
+        tokens]` if asked (one group)."""
+        # one product for query, key and value (the three weights stay separate parameters)
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        projected = F.linear(hidden_states, weight, bias)  # [real_tokens, 3 * hidden]
         implementation = self.config._attn_implementation
-        if implementation == "sdpa" and query.device.type == "cpu" and position_bias.requires_grad:
+        if implementation == "sdpa" and projected.device.type == "cpu" and position_bias[0].requires_grad:
             # CPU SDPA falls back to its unfused math path when the bias needs a gradient: the eager path is faster
             implementation = "eager"
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        output, weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            None,  # key padding is folded into position_bias
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-            position_bias=position_bias,
-            is_causal=False,
-            output_attentions=output_attentions,
-        )
-        output = self.o_proj(packing.pack(output.reshape(packing.batch, packing.tokens, -1)))
+        outputs, weights = [], None
+        for group, group_bias in zip(packing.unpack_groups(projected), position_bias, strict=True):
+            molecules, tokens = group.shape[:2]
+            # [3, molecules, heads, tokens, head_dim]
+            query, key, value = group.view(molecules, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            output, weights = attention_interface(
+                self,
+                query,
+                key,
+                value,
+                None,  # key padding is folded into position_bias
+                dropout=self.attention_dropout if self.training else 0.0,
+                scaling=self.scaling,
+                position_bias=group_bias,
+                is_causal=False,
+                output_attentions=output_attentions,
+            )
+            outputs.append(output.reshape(molecules, tokens, -1))
+        output = self.o_proj(packing.pack_groups(outputs))
         return output, (weights if output_attentions else None)
 
 
@@ -589,7 +668,7 @@ class MoleBlendLayer(GradientCheckpointingLayer):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        position_bias: torch.Tensor,
+        position_bias: list[torch.Tensor],
         packing: MoleBlendTokenPacking,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -611,6 +690,7 @@ class MoleBlendEncoder(nn.Module):
         # drop-path grows linearly from 0 (first layer) to drop_path_rate (last layer)
         rates = [config.drop_path_rate * i / max(layers - 1, 1) for i in range(layers)]
         self.layers = nn.ModuleList([MoleBlendLayer(config, rate) for rate in rates])
+        self.num_heads = config.num_attention_heads
 
     def forward(
         self,
@@ -622,14 +702,18 @@ class MoleBlendEncoder(nn.Module):
     ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
         """`hidden_states` `[batch, tokens, hidden]`, `token_mask` `[batch, tokens]` -> the last hidden state
         `[batch, tokens, hidden]` (zeros at padding), every layer's (if asked) and the attention weights."""
-        packing = MoleBlendTokenPacking(token_mask)
+        # attention in length groups on CPU (on GPU the calls cost more than the padding); one group when the
+        # weights are returned, so that they keep the [batch, heads, tokens, tokens] layout
+        grouped = hidden_states.device.type == "cpu" and not output_attentions
+        packing = MoleBlendTokenPacking(token_mask, self.num_heads, grouped)
+        group_bias = packing.group_bias(position_bias)
         packed = packing.pack(hidden_states)
         all_hidden_states = (packing.unpack(packed),) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
             # hidden states positional, the rest by keyword: what GradientCheckpointingLayer expects
             packed, weights = layer(
-                packed, position_bias=position_bias, packing=packing, output_attentions=output_attentions
+                packed, position_bias=group_bias, packing=packing, output_attentions=output_attentions
             )
             if output_hidden_states:
                 all_hidden_states += (packing.unpack(packed),)

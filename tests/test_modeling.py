@@ -46,6 +46,7 @@ from modeling_moleblend.modeling_moleblend import (
     MoleBlendBondPathBias,
     MoleBlendGaussianBasis,
     MoleBlendPairCrossEntropy,
+    MoleBlendTokenPacking,
     MoleBlendPairHead,
     MoleBlendWeightedBags,
     attention_keep_mask,
@@ -250,10 +251,16 @@ def padded_encoder_reference(model: MoleBlendModel, batch: dict) -> torch.Tensor
 
 
 @pytest.mark.parametrize("modality", ["2d", "2d3d"])
-def test_packed_encoder_equals_the_padded_one_in_outputs_and_gradients(batch, modality):
+@pytest.mark.parametrize("group_overhead", [None, 0])
+def test_packed_encoder_equals_the_padded_one_in_outputs_and_gradients(batch, modality, group_overhead, monkeypatch):
+    """Also with attention in length groups: `group_overhead` 0 gives every aligned size its own group."""
+    if group_overhead is not None:
+        monkeypatch.setattr(MoleBlendTokenPacking, "GROUP_OVERHEAD", group_overhead)
     model = seeded(MoleBlendModel, tiny_config(input_modality=modality)).eval()
     token_mask = torch.cat([torch.ones(len(SMILES), 1, dtype=torch.bool), batch["atom_mask"]], dim=1)
     assert token_mask.float().mean() < 0.6  # the batch has padding worth removing
+    groups = MoleBlendTokenPacking(token_mask, heads=4, grouped=True).groups
+    assert (groups is not None and len(groups) >= 3) == (group_overhead == 0)
 
     def loss_and_grads(forward):
         model.zero_grad()
@@ -268,6 +275,12 @@ def test_packed_encoder_equals_the_padded_one_in_outputs_and_gradients(batch, mo
     assert packed_grads.keys() == padded_grads.keys() and len(packed_grads) == len(list(model.parameters()))
     for name in packed_grads:
         torch.testing.assert_close(packed_grads[name], padded_grads[name], atol=1e-4, rtol=1e-4, msg=name)
+    # without gradients (SDPA's fused kernel on CPU), grouped or not, and with the weights (one group)
+    with torch.no_grad():
+        inference = model(**batch).last_hidden_state[token_mask]
+        with_weights = model(**batch, output_attentions=True)
+    torch.testing.assert_close(inference, padded, atol=2e-5, rtol=0)
+    torch.testing.assert_close(with_weights.last_hidden_state[token_mask], padded, atol=2e-5, rtol=0)
     # the padded layout users get back: zeros at padding, in every hidden state
     with torch.no_grad():
         out = model(**batch, output_hidden_states=True)
@@ -380,6 +393,31 @@ def test_pair_head_cross_entropy_equals_the_materialised_logits_in_values_and_gr
     assert chunked_grads["output.weight"][slots * classes :].abs().max() == 0  # unused outputs get no gradient
     nothing = torch.full_like(target, IGNORE_INDEX)
     assert head.cross_entropy(states, nothing, classes).item() == 0
+
+
+def test_attention_groups_split_a_batch_by_size_where_the_padding_costs_more_than_the_calls():
+    # 8 molecules: graph token + 30, 29, 5, 4, 3, 3, 2, 2 atoms, padded to 32 atoms (33 tokens)
+    atoms = torch.tensor([3, 30, 2, 5, 29, 3, 4, 2])
+    token_mask = torch.arange(33)[None, :] <= atoms[:, None]
+    packing = MoleBlendTokenPacking(token_mask, heads=8, grouped=True)
+    # aligned sizes 33 (30, 29 atoms) and 9 (the rest): two groups, the large ones first, each by size
+    assert [(molecules.tolist(), tokens) for molecules, tokens in packing.groups] == [
+        ([1, 4], 33),
+        ([3, 6, 0, 5, 2, 7], 9),
+    ]
+    hidden = torch.randn(int(token_mask.sum()), 5)
+    grouped = packing.unpack_groups(hidden)
+    assert [tuple(part.shape) for part in grouped] == [(2, 33, 5), (6, 9, 5)]
+    padded = packing.unpack(hidden)
+    torch.testing.assert_close(grouped[1][2], padded[0, :9])  # molecule 0, zeros beyond its 4 tokens
+    assert packing.pack_groups(grouped).equal(hidden)  # round trip
+    bias = torch.randn(8, 8, 33, 33)
+    assert packing.group_bias(bias)[1][0].equal(bias[3, :, :9, :9])
+    # a large fixed cost per group keeps the batch whole; so does grouped=False
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MoleBlendTokenPacking, "GROUP_OVERHEAD", 10**9)
+        assert MoleBlendTokenPacking(token_mask, heads=8, grouped=True).groups is None
+    assert MoleBlendTokenPacking(token_mask, heads=8, grouped=False).groups is None
 
 
 def test_stochastic_depth_drops_whole_molecules_of_the_packed_tokens(batch):
