@@ -820,6 +820,33 @@ def test_the_head_reads_standardised_descriptors_beside_the_readout(featurizer):
         MoleBlendFeaturizer(molecule_descriptors=["NotADescriptor"])
 
 
+def test_morgan_count_bits_are_named_features_beside_the_descriptors():
+    """`MorganCount2_<bit>` = bit `<bit>` of RDKit's radius-2, 2,048-bit Morgan count fingerprint, in the order asked,
+    mixed with descriptors; phenol's counts sum to 20 (its atom environments of radius 0-2, RDKit 2026.09)."""
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+
+    from modeling_moleblend.tokenization.descriptors_moleblend import (
+        descriptor_values,
+        morgan_names,
+        unknown_descriptors,
+    )
+
+    mol = Chem.MolFromSmiles("c1ccccc1O")
+    counts = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048).GetCountFingerprintAsNumPy(mol)
+    assert counts.sum() == 20
+    bit = int(np.flatnonzero(counts)[0])
+    names = [f"MorganCount2_{bit + 1}", "TPSA", f"MorganCount2_{bit}"]
+    np.testing.assert_allclose(descriptor_values(mol, names), [counts[bit + 1], 20.23, counts[bit]], atol=1e-4)
+    assert descriptor_values(mol, morgan_names()).sum() == 20 and len(morgan_names()) == 2048
+    assert unknown_descriptors([*names, "MorganCount2_2048", "MorganCount2_x"]) == [
+        "MorganCount2_2048",
+        "MorganCount2_x",
+    ]
+    batch = MoleBlendFeaturizer(conformer="none", molecule_descriptors=names)(["c1ccccc1O"], return_tensors="pt")
+    assert batch["molecule_descriptors"][0, 2] == counts[bit] > 0
+
+
 def test_nan_labels_never_reach_the_loss(batch):
     config = tiny_config(num_labels=2, problem_type="multi_label_classification")
     model = seeded(MoleBlendForPropertyPrediction, config).eval()

@@ -154,7 +154,8 @@ def test_predefined_files_and_a_train_test_column(tmp_path, esol_rows):
     assert splits["test"] == list(range(50, 60)) and splits["validation"] and set(splits["validation"]) < set(range(50))
 
 
-def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_them(tmp_path, esol_rows):
+@pytest.mark.parametrize("features", [["--molecule_descriptors"], ["--molecule_descriptors", "--morgan_counts"]])
+def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_them(tmp_path, esol_rows, features):
     from rdkit import Chem
     from rdkit.Chem import Crippen
 
@@ -163,12 +164,14 @@ def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_the
     out = tmp_path / "run"
     tiny = "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64"
     common = ["--label_columns", "logS", "--seeds", "0", "--num_train_epochs", "1", "--split", "random", *TINY]
-    assert moleblend(["finetune", "--train_file", str(data), "--molecule_descriptors", "--from_scratch",
+    assert moleblend(["finetune", "--train_file", str(data), *features, "--from_scratch",
                       "--config_overrides", tiny, "--output_dir", str(out), *common]) == 0  # fmt: skip
     config = MoleBlendConfig.from_pretrained(out / "model")
     featurizer = MoleBlendFeaturizer.from_pretrained(out / "model")
     names = config.molecule_feature_names
     assert featurizer.molecule_descriptors == names and "MolLogP" in names and "NumRadicalElectrons" not in names
+    bits = [name for name in names if name.startswith("MorganCount2_")]
+    assert (len(bits) > 20) == ("--morgan_counts" in features) and len(bits) < 2048  # bits unused on train dropped
     train = json.loads((out / "splits.json").read_text())["train"]
     logp = np.array([Crippen.MolLogP(Chem.MolFromSmiles(rows[i][0])) for i in train])
     center = np.mean(np.sign(logp) * np.log1p(np.abs(logp)))

@@ -50,7 +50,7 @@ from ..inference import predict_properties, resolve_model_paths, to_probabilitie
 from ..modeling_moleblend import MoleBlendForPropertyPrediction
 from ..pretrained import BUILTIN_PREFIX, DEFAULT_CHECKPOINT, available_checkpoints
 from ..tokenization import CONFORMER_POLICIES, FEATURE_COLUMNS, MoleBlendCollator
-from ..tokenization.descriptors_moleblend import descriptor_names
+from ..tokenization.descriptors_moleblend import descriptor_names, morgan_names
 from .checkpoints import checkpoint_problem
 from .common import (
     HubArguments,
@@ -164,6 +164,11 @@ class FinetuneArguments(HubArguments):
         False, "the head also reads RDKit's 2D descriptors (standardised on the training rows; about 10 ms per "
         "molecule to compute, cached; going beyond the paper). A model started from one that reads them keeps "
         "them", "model",
+    )  # fmt: skip
+    morgan_counts: bool = option(
+        False, "the head also reads a Morgan count fingerprint (radius 2, 2,048 bits: the forest's input, chemprop's "
+        "morgan_count; bits constant on the training rows are dropped; going beyond the paper). Combines with "
+        "--molecule_descriptors", "model",
     )  # fmt: skip
     loss: str = option("mse", "regression loss on standardised targets", "training", choices=("mse", "l1", "huber"))
     metric_for_best_model: str | None = option(
@@ -411,8 +416,10 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
     )  # fmt: skip
     if config.molecule_feature_names:  # the starting model reads descriptors: its featurizer computes them
         featurizer.molecule_descriptors = list(config.molecule_feature_names)
-    elif args.molecule_descriptors:
-        featurizer.molecule_descriptors = descriptor_names()  # every one; the constant ones are dropped after
+    elif args.molecule_descriptors or args.morgan_counts:  # every one; the constant ones are dropped after
+        featurizer.molecule_descriptors = (descriptor_names() if args.molecule_descriptors else []) + (
+            morgan_names() if args.morgan_counts else []
+        )
     state.wait_for_everyone()  # every process has checked before the main one writes
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
