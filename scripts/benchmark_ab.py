@@ -4,12 +4,15 @@
     git worktree add --detach /tmp/old OLD_COMMIT
     python scripts/benchmark_ab.py --old_package /tmp/old --train_file bbbp.csv --threads 1
     python scripts/benchmark_ab.py --old_package /tmp/old --train_file bbbp.csv --input_modality 3d
+    python scripts/benchmark_ab.py --old_package /tmp/old --train_file bbbp.csv --splits RUN/splits.json
 
 On shared, noisy machines a ratio measured pass by pass in one process is the number to trust: both versions see
 the same load. The old `modeling_moleblend.py` and `configuration_moleblend.py` are imported from the other
 checkout under another package name; the new model loads the start checkpoint (default: `builtin:small`) with the
 finetuning recipe's dropouts (attention only) and the old one gets its weights. Batches: the first
-`--num_molecules` rows, in the finetuning Trainer's grouping (seeded megabatches of 4 batches sorted by size). Prints
+`--num_molecules` rows (of the training rows of a finetuning run's `splits.json` if `--splits` is given: a scaffold
+split keeps the largest molecules out of train), in the finetuning Trainer's grouping (seeded megabatches of a
+quarter of the rows, at most 50 batches, sorted by size). Prints
 seconds per batch for training (forward + backward + AdamW) and inference, old and new, and checks that both give
 the same outputs.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import statistics
 import sys
 import tempfile
@@ -27,7 +31,7 @@ from pathlib import Path
 import torch
 
 from modeling_moleblend import MoleBlendFeaturizer, MoleBlendForPropertyPrediction
-from modeling_moleblend.data.samplers import LengthBucketedBatchSampler, padding_counts
+from modeling_moleblend.data.samplers import LengthBucketedSampler, padding_counts
 from modeling_moleblend.data.tables import read_molecule_table
 from modeling_moleblend.tokenization.collating_moleblend import MoleBlendCollator
 from modeling_moleblend.training.finetuning import starting_model
@@ -53,8 +57,8 @@ def batches_of(smiles: list[str], featurizer, batch_size: int, seed: int) -> lis
         feature["labels"] = [1.0]
     lengths = [int(feature["num_atoms"]) for feature in features]
     collator = MoleBlendCollator(pad_to_multiple_of=8)
-    sampler = LengthBucketedBatchSampler(lengths, batch_size, seed, megabatch_batches=4)
-    return [collator([features[i] for i in batch]) for batch in sampler.batches()]
+    sampler = LengthBucketedSampler(lengths, batch_size, seed)  # the Trainer's sampler, its default megabatches
+    return [collator([features[i] for i in batch]) for batch in sampler.batches.batches()]
 
 
 def main(argv=None) -> int:
@@ -62,6 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--old_package", type=Path, required=True, help="a checkout of the other version")
     p.add_argument("--train_file", required=True, help="molecules to batch (CSV or SDF)")
     p.add_argument("--smiles_column", default="smiles")
+    p.add_argument("--splits", type=Path, help="a finetuning run's splits.json: batch its training rows only")
     p.add_argument("--model_name_or_path", default="builtin:small")
     p.add_argument("--input_modality", default="2d", choices=["2d", "3d", "2d3d"])
     p.add_argument("--num_molecules", type=int, default=768)
@@ -73,7 +78,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     start = starting_model(a.model_name_or_path)
     table = read_molecule_table(a.train_file, smiles_column=a.smiles_column)
-    smiles = list(table.smiles)[: a.num_molecules]
+    smiles = list(table.smiles)
+    if a.splits:
+        smiles = [smiles[i] for i in json.loads(a.splits.read_text())["train"]]
+    smiles = smiles[: a.num_molecules]
     featurizer = MoleBlendFeaturizer.from_pretrained(start)
     featurizer.conformer = "none" if a.input_modality == "2d" else "generate"
     batches = batches_of(smiles, featurizer, a.batch_size, a.seed)
