@@ -172,6 +172,9 @@ def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_the
     assert featurizer.molecule_descriptors == names and "MolLogP" in names and "NumRadicalElectrons" not in names
     bits = [name for name in names if name.startswith("MorganCount2_")]
     assert (len(bits) > 20) == ("--morgan_counts" in features) and len(bits) < 2048  # bits unused on train dropped
+    for bit in bits:  # counts on their own scale, log1p(count): a rare bit is not blown up to the clip
+        k = names.index(bit)
+        assert (config.molecule_feature_center[k], config.molecule_feature_scale[k]) == (0.0, 1.0)
     train = json.loads((out / "splits.json").read_text())["train"]
     logp = np.array([Crippen.MolLogP(Chem.MolFromSmiles(rows[i][0])) for i in train])
     center = np.mean(np.sign(logp) * np.log1p(np.abs(logp)))

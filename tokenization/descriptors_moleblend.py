@@ -44,6 +44,11 @@ def _morgan_bit(name: str) -> int | None:
     return int(bit) if bit.isdigit() and int(bit) < MORGAN_BITS else None
 
 
+def is_count_feature(name: str) -> bool:
+    """Whether ``name`` is a fingerprint bit (a count, on its own scale) rather than an RDKit descriptor."""
+    return _morgan_bit(name) is not None
+
+
 @functools.cache
 def _morgan_generator():
     from rdkit.Chem import rdFingerprintGenerator

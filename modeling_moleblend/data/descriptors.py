@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..tokenization.descriptors_moleblend import descriptor_names, descriptor_values
+from ..tokenization.descriptors_moleblend import descriptor_names, descriptor_values, is_count_feature
 
 logger = logging.getLogger(__name__)
 STATISTICS_NAME = "descriptor_statistics.json"
@@ -105,13 +105,17 @@ class DescriptorScaler:
     @classmethod
     def fit(cls, values: np.ndarray, names: Sequence[str] | None = None, clip: float = 5.0) -> DescriptorScaler:
         """From the training rows' raw values ``[molecules, all descriptors]``: drop the columns that are constant
-        (or missing everywhere), centre and scale the rest after ``signed_log1p``."""
+        (or missing everywhere), centre and scale the rest after ``signed_log1p``. Fingerprint counts
+        (``MorganCount2_<bit>``) keep their own scale, ``log1p(count)`` (centre 0, scale 1): standardising a bit
+        that few training molecules have would blow it up to the clip."""
         names = list(names or descriptor_names())
         transformed = signed_log1p(values)
         with np.errstate(all="ignore"):
             center = np.nanmean(transformed, axis=0)
             scale = np.nanstd(transformed, axis=0)
         keep = [i for i in range(transformed.shape[1]) if np.isfinite(scale[i]) and scale[i] > 1e-6]
+        counts = [i for i, name in enumerate(names) if is_count_feature(name)]
+        center[counts], scale[counts] = 0.0, 1.0
         if not keep:
             raise ValueError("every descriptor is constant on these molecules: nothing to regress")
         return cls(
