@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 
 import numpy as np
@@ -155,7 +156,9 @@ def test_predefined_files_and_a_train_test_column(tmp_path, esol_rows):
 
 
 @pytest.mark.parametrize("features", [["--molecule_descriptors"], ["--molecule_descriptors", "--morgan_counts"]])
-def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_them(tmp_path, esol_rows, features):
+def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_them(
+    tmp_path, esol_rows, features, caplog
+):
     from rdkit import Chem
     from rdkit.Chem import Crippen
 
@@ -195,8 +198,10 @@ def test_finetuning_with_descriptors_fits_them_on_train_and_predict_computes_the
                       "--output", str(tmp_path / "e.npy"), "--quiet"]) == 0  # fmt: skip
 
     again = tmp_path / "again"  # continuing from the finetuned model keeps its descriptors and statistics
-    assert moleblend(["finetune", "--train_file", str(data), "--model_name_or_path", str(out / "model"),
-                      "--output_dir", str(again), *common]) == 0  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="modeling_moleblend.training.finetuning"):
+        assert moleblend(["finetune", "--train_file", str(data), "--model_name_or_path", str(out / "model"),
+                          "--morgan_counts", "--output_dir", str(again), *common]) == 0  # fmt: skip
+    assert f"reads its own {len(names)} molecule features, which are kept; --morgan_counts ignored" in caplog.text
     continued = MoleBlendConfig.from_pretrained(again / "model")
     assert continued.molecule_feature_names == names
     assert continued.molecule_feature_center == config.molecule_feature_center

@@ -416,6 +416,13 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
     )  # fmt: skip
     if config.molecule_feature_names:  # the starting model reads descriptors: its featurizer computes them
         featurizer.molecule_descriptors = list(config.molecule_feature_names)
+        asked = [flag for flag in ("molecule_descriptors", "morgan_counts") if getattr(args, flag)]
+        if asked:
+            logger.warning(
+                "%s: the starting model's head reads its own %d molecule features, which are kept; %s ignored "
+                "(start from a model without them to choose others)", args.model_name_or_path,
+                len(config.molecule_feature_names), ", ".join(f"--{flag}" for flag in asked),
+            )  # fmt: skip
     elif args.molecule_descriptors or args.morgan_counts:  # every one; the constant ones are dropped after
         featurizer.molecule_descriptors = (descriptor_names() if args.molecule_descriptors else []) + (
             morgan_names() if args.morgan_counts else []
