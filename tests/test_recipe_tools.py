@@ -425,9 +425,16 @@ def test_objective_experiment_passes_each_arm_its_objective(tmp_path):
     out = tmp_path / "objective"
     arms = ["--arms", "descriptors", "hidden_pairs_only"]
     _cli_ok(["experiment", "objective", "--tasks", f"toy={data}:y", "--budget", "tiny", *arms, "--split", "random",
-             "--num_workers", "0", "--quiet", "--output_dir", str(out)])  # fmt: skip
+             "--pretrain_steps", "3", "--num_workers", "0", "--quiet", "--output_dir", str(out)])  # fmt: skip
     saved = json.loads((out / "experiment.json").read_text())
     assert saved["arms"] == ["no_pretraining", "hidden_pairs_only", "descriptors"]
+    # --pretrain_steps replaces the budget's 4 updates, for every arm, and the table says so
+    assert saved["budget"]["pretrain_steps"] == 3 and "3 pretraining updates" in (out / "experiment.md").read_text()
+    for arm in ("descriptors", "hidden_pairs_only"):
+        log = (out / "arms" / arm / "pretrained" / "pretraining_log.jsonl").read_text().splitlines()
+        assert max(json.loads(line).get("step", 0) for line in log) == 3
+    assert moleblend(["experiment", "objective", "--tasks", f"toy={data}:y", "--pretrain_steps", "0",
+                      "--output_dir", str(tmp_path / "zero")]) == 2  # fmt: skip
     config = {arm: json.loads((out / "arms" / arm / "pretrained" / "config.json").read_text())
               for arm in ("descriptors", "hidden_pairs_only")}  # fmt: skip
     assert config["descriptors"]["num_descriptors"] > 50 and not config["descriptors"]["score_hidden_pairs_only"]

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..data import QM9_SAMPLE, InputError
@@ -140,6 +140,7 @@ class ExperimentArguments:
     budget: str = option("cpu", "tiny (the tests), cpu (a 2-core session), gpu", "experiment",
                          choices=tuple(BUDGETS))  # fmt: skip
     seeds: list[int] | None = option(None, "finetuning seeds (default: the budget's)", "experiment", nargs="+")
+    pretrain_steps: int | None = option(None, "pretraining updates per arm (default: the budget's)", "experiment")
     pretrain_seed: int = option(42, "pretraining seed, the same for every arm", "experiment")
     finetune_modality: str = option("2d", "input of the finetuning (ablation, blend-ratio)", "experiment",
                                     choices=FINETUNE_MODALITIES)  # fmt: skip
@@ -248,6 +249,10 @@ def run_experiment(args: ExperimentArguments) -> ExperimentResult:
     set_quiet(args.quiet)
     started = time.perf_counter()
     budget = BUDGETS[args.budget]
+    if args.pretrain_steps is not None:
+        if args.pretrain_steps < 1:
+            raise InputError(f"--pretrain_steps must be at least 1, got {args.pretrain_steps}")
+        budget = replace(budget, pretrain_steps=args.pretrain_steps)
     tasks = [parse_task(spec) for spec in args.tasks]
     if args.corpus is not None:  # a wrong column fails here, not in the first arm's pretraining
         from ..data import read_molecule_table
