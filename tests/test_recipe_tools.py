@@ -433,6 +433,11 @@ def test_objective_experiment_passes_each_arm_its_objective(tmp_path):
     for arm in ("descriptors", "hidden_pairs_only"):
         log = (out / "arms" / arm / "pretrained" / "pretraining_log.jsonl").read_text().splitlines()
         assert max(json.loads(line).get("step", 0) for line in log) == 3
+    # resuming with another number of updates is refused, not mixed into the table
+    assert moleblend(["experiment", "objective", "--tasks", f"toy={data}:y", "--budget", "tiny", *arms,
+                      "--split", "random", "--pretrain_steps", "4", "--num_workers", "0", "--quiet",
+                      "--output_dir", str(out)]) == 2  # fmt: skip
+    assert json.loads((out / "experiment.json").read_text())["budget"]["pretrain_steps"] == 3
     assert moleblend(["experiment", "objective", "--tasks", f"toy={data}:y", "--pretrain_steps", "0",
                       "--output_dir", str(tmp_path / "zero")]) == 2  # fmt: skip
     config = {arm: json.loads((out / "arms" / arm / "pretrained" / "config.json").read_text())

@@ -191,6 +191,12 @@ def _overrides_text(fields: Mapping) -> str:
 def pretrain_arm(args: ExperimentArguments, budget: Budget, fields: dict, out: Path) -> Path:
     """Pretrains one arm (in its own process: each pretraining owns its accelerate state) unless it finished."""
     if (out / "all_results.json").is_file():
+        import json
+
+        done = json.loads((out / "all_results.json").read_text())["training"]["completed_steps"]
+        if done != budget.pretrain_steps:  # a resumed experiment must not mix arms of different budgets
+            raise InputError(f"{out} was pretrained for {done} updates, this run asks for {budget.pretrain_steps}; "
+                             "use another --output_dir or the same --budget/--pretrain_steps")  # fmt: skip
         return out
     options = {name: fields[name] for name in PRETRAIN_OPTIONS if name in fields}
     fields = {name: value for name, value in fields.items() if name not in options}
