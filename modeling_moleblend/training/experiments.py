@@ -35,6 +35,7 @@ pretraining or finetuning output folder).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import subprocess
@@ -191,10 +192,9 @@ def _overrides_text(fields: Mapping) -> str:
 def pretrain_arm(args: ExperimentArguments, budget: Budget, fields: dict, out: Path) -> Path:
     """Pretrains one arm (in its own process: each pretraining owns its accelerate state) unless it finished."""
     if (out / "all_results.json").is_file():
-        import json
-
-        done = json.loads((out / "all_results.json").read_text())["training"]["completed_steps"]
-        if done != budget.pretrain_steps:  # a resumed experiment must not mix arms of different budgets
+        done = json.loads((out / "all_results.json").read_text()).get("training", {}).get("completed_steps")
+        # a resumed experiment must not mix arms of different budgets (folders of old versions: not recorded)
+        if done is not None and done != budget.pretrain_steps:
             raise InputError(f"{out} was pretrained for {done} updates, this run asks for {budget.pretrain_steps}; "
                              "use another --output_dir or the same --budget/--pretrain_steps")  # fmt: skip
         return out
