@@ -270,6 +270,27 @@ def test_resume_skips_a_half_written_checkpoint_and_reproduces_the_uninterrupted
         torch.testing.assert_close(weights[0][name], weights[1][name], rtol=1e-5, atol=1e-6)
 
 
+def test_resume_under_another_schedule_is_refused_naming_the_settings(runs, capsys):
+    """The restored scheduler would follow the new run's plan from the checkpoint's step: refused, nothing written."""
+    out = runs["base"] / "rescheduled"
+    out.mkdir()
+    shutil.copytree(runs["full"] / "step_3", out / "step_3")
+    state = json.loads((out / "step_3" / "trainer_state.json").read_text())
+    assert state["max_train_steps"] == 6 and state["total_batch_size"] == 16 and state["learning_rate"] > 0
+    steps = ["--checkpointing_steps", "3", "--resume_from_checkpoint", "latest"]
+    for changed, expected in ((["--max_train_steps", "9"], "max_train_steps 6 -> 9"),
+                              (["--max_train_steps", "6", "--learning_rate", "1e-3"], "learning_rate")):  # fmt: skip
+        assert run_pretrain(pretrain_args(out, runs["cache"], *steps, *changed)) == 2
+        error = capsys.readouterr().err
+        assert "step_3" in error and "other settings" in error and expected in error, error
+    assert not (out / "pretraining_log.jsonl").exists() and not (out / "model.safetensors").exists()
+    assert json.loads((out / "step_3" / "trainer_state.json").read_text()) == state  # the checkpoint untouched
+    older = {k: state[k] for k in ("completed_steps", "epoch")}  # an older version recorded no schedule
+    (out / "step_3" / "trainer_state.json").write_text(json.dumps(older))
+    assert run_pretrain(pretrain_args(out, runs["cache"], *steps, "--max_train_steps", "4")) == 0  # resumed as before
+    assert json.loads((out / "all_results.json").read_text())["training"]["completed_steps"] == 4
+
+
 def test_final_folder_loads_for_property_prediction(runs, caplog):
     out = runs["full"]
     pretrained = MoleBlendForPretraining.from_pretrained(out)

@@ -40,6 +40,18 @@ def checkpoint_completed_steps(folder: str | Path, updates_per_epoch: int | None
     return (number + 1) * updates_per_epoch if updates_per_epoch else None
 
 
+def checkpoint_setting_changes(folder: str | Path, settings: dict) -> list[str]:
+    """The entries of ``settings`` that differ from what checkpoint ``folder``'s state file records, as
+    ``"name recorded -> asked"``; a setting the file does not record (an older checkpoint) is not compared."""
+    state_file = Path(folder) / TRAINER_STATE_NAME
+    try:
+        recorded = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return []
+    return [f"{name} {recorded[name]} -> {value}" for name, value in settings.items()
+            if name in recorded and recorded[name] != value]  # fmt: skip
+
+
 def safetensors_problem(path: str | Path) -> str | None:
     """Why the safetensors file ``path`` is not whole (None if it is): the header must parse and the file must
     hold every byte the header points at."""

@@ -14,7 +14,9 @@ molecules is held out; validation reports every loss component (SPD, edge, 3D di
 
 Batches: molecules of similar size are batched together (sorted by atom count within large random pools, batches
 shuffled), deterministically per (seed, epoch), so that --resume_from_checkpoint continues exactly: same data
-order, same schedule, same RNG state, the batches already done in the resumed epoch skipped.
+order, same schedule, same RNG state, the batches already done in the resumed epoch skipped. A checkpoint
+records its run's updates, warm-up, learning rate and total batch: resuming it under other values is an
+input error (the restored schedule would otherwise be re-planned mid-run without a word).
 
 Outputs in OUTPUT_DIR: the final model (save_pretrained of MoleBlendForPretraining + the featurizer + a model
 card README.md: MoleBlendForPropertyPrediction.from_pretrained and `moleblend finetune --model_name_or_path` take
@@ -50,6 +52,7 @@ from .checkpoints import (
     append_jsonl,
     checkpoint_completed_steps,
     checkpoint_problem,
+    checkpoint_setting_changes,
     complete_checkpoints,
     prune_checkpoints,
     read_jsonl,
@@ -414,11 +417,21 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 
     # ---- resume: weights, optimizer, schedule and RNG states from the checkpoint; skip the batches done
     completed_steps, starting_epoch, skip_batches = 0, 0, 0
+    schedule = {"max_train_steps": args.max_train_steps, "num_warmup_steps": args.num_warmup_steps,
+                "learning_rate": args.learning_rate, "total_batch_size": total_batch}  # fmt: skip
     candidates = checkpoint_candidates(args, updates_per_epoch)
     checkpoint = load_checkpoint(accelerator, candidates, named=args.resume_from_checkpoint != "latest")
     if candidates and checkpoint is None:
         logger.warning("no checkpoint in %s loads: starting fresh", args.output_dir)
     if checkpoint is not None:
+        # the restored scheduler and optimizer keep the checkpoint's lr and step count but would follow this
+        # run's schedule from here: a run resumed under other settings is refused, not silently re-planned
+        if changes := checkpoint_setting_changes(checkpoint, schedule):
+            raise InputError(
+                f"--resume_from_checkpoint: {checkpoint} was written by a run with other settings "
+                f"({'; '.join(changes)}); resume with that run's settings, or start a new --output_dir "
+                "(--model_name_or_path a finished run's folder continues its weights under a new schedule)"
+            )
         completed_steps = checkpoint_completed_steps(checkpoint, updates_per_epoch)
         if completed_steps is None:
             raise InputError(f"{checkpoint}: cannot tell how many updates it holds (no {TRAINER_STATE_NAME})")
@@ -455,7 +468,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         accelerator.save_state(str(temporary))  # weights, optimizer, scheduler, RNG states of every process
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            state = {"completed_steps": completed_steps, "epoch": epoch, "max_train_steps": args.max_train_steps}
+            state = {"completed_steps": completed_steps, "epoch": epoch, **schedule}
             (temporary / TRAINER_STATE_NAME).write_text(json.dumps(state))
             publish(temporary, folder)
             prune_checkpoints(out, args.save_total_limit, updates_per_epoch)
