@@ -1169,16 +1169,21 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
     `rows_i^T W_(k, o) columns_j + bias_(k, o)` for the classes o. Materialised they are `[batch, atoms, atoms,
     slots, classes]` (the bond-path head: 5 x 71 = 355 values per pair, more memory than the rest of the step),
     and the log-softmax, its backward and the copies between them dominated a pretraining step. Here they are made
-    a few molecules at a time, trimmed to those molecules' atoms, reduced to the loss at once and made again in
-    the backward pass, where the gradient (softmax minus the one-hot target) flows straight into rows, columns,
-    weight and bias. Equal to `cross_entropy(logits, target, ignore_index=IGNORE_INDEX)` averaged over the
-    entries with a target (0 when none), in float32.
+    a few molecules at a time, trimmed to those molecules' atoms, and reduced to the loss at once; the backward pass
+    lets the gradient (softmax minus the one-hot target) flow straight into rows, columns, weight and bias. The
+    bias rides in the products (a constant 1 appended to rows and columns, the bias in the weight's extra corner),
+    so no product is copied to add it. Up to `SAVED_VALUES` logits per batch the chunks are kept, as
+    log-probabilities, for the backward pass; beyond it they are made again there. Equal to `cross_entropy(logits,
+    target, ignore_index=IGNORE_INDEX)` averaged over the entries with a target (0 when none), in float32.
     """
 
     CHUNK_VALUES = 1 << 22  # logits per chunk (16 MB in float32)
     # below this many logits in the padded batch (QM9-sized molecules) `MoleBlendPairHead.cross_entropy`
     # materialises them: the chunks' recomputation and per-chunk work cost more than the small tensor saves
     DENSE_VALUES = 1 << 22
+    # kept chunks (logits and partial products, float32) cost 4 x (1 + (width + 1) / atoms) bytes per logit, about
+    # 300 MB at this bound for drug-like sizes; beyond it the later chunks are made again in the backward pass
+    SAVED_VALUES = 1 << 25
 
     @staticmethod
     def forward(ctx, rows, columns, weight, bias, target):
@@ -1186,63 +1191,86 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
         classes]`, `target` `[batch, atoms, atoms, slots]` class ids or `IGNORE_INDEX` -> the mean, a scalar."""
         count = (target != IGNORE_INDEX).sum()
         total = torch.zeros((), dtype=torch.float32, device=rows.device)
-        log_normalisers = []  # [b, atoms (j), atoms (i), slots] per chunk, so the backward pass skips the max-sum
-        # float32 throughout, as the backward pass (which autocast does not reach) recomputes the same logits
+        groups = MoleBlendPairCrossEntropy._groups(target, weight.shape[0])
+        budget = MoleBlendPairCrossEntropy.SAVED_VALUES
+        kept = []  # per group: the chunk (its logits now log-probabilities), or the log normalisers `[b, j, i, slots]`
+        # float32 throughout, as the backward pass (which autocast does not reach) uses the same logits
         with torch.autocast(device_type=rows.device.type, enabled=False):
-            for logits, classes, valid, *_ in MoleBlendPairCrossEntropy._chunks(rows, columns, weight, bias, target):
+            flat_weight = MoleBlendPairCrossEntropy._flat_weight(weight, bias)
+            for molecules, atoms in groups:
+                chunk = MoleBlendPairCrossEntropy._chunk(rows, columns, flat_weight, target, molecules, atoms)
+                logits, classes, valid = chunk[:3]
                 normaliser = logits.logsumexp(dim=-1)
-                log_normalisers.append(normaliser)
                 picked = logits.gather(-1, classes[..., None]).squeeze(-1)
                 total = total + ((normaliser - picked) * valid).sum()
-        ctx.save_for_backward(rows, columns, weight, bias, target, *log_normalisers)
+                budget -= logits.numel()
+                if budget >= 0:
+                    logits.sub_(normaliser[..., None])
+                    kept.append(chunk)
+                else:
+                    kept.append(normaliser)
+        ctx.save_for_backward(rows, columns, weight, bias, target)
+        ctx.groups, ctx.kept = groups, kept
         ctx.count = count.clamp(min=1)
         return total / ctx.count
 
     @staticmethod
     def backward(ctx, grad_output):
-        rows, columns, weight, bias, target, *log_normalisers = ctx.saved_tensors
+        rows, columns, weight, bias, target = ctx.saved_tensors
+        if ctx.kept is None:
+            raise RuntimeError("MoleBlendPairCrossEntropy: backward through the same graph twice is not supported")
+        kept, ctx.kept = ctx.kept, None  # the kept chunks are used up in place below
         scale = grad_output.float() / ctx.count
         grad_rows = torch.zeros_like(rows, dtype=torch.float32)
         grad_columns = torch.zeros_like(columns, dtype=torch.float32)
         slots_classes, width = weight.shape[0], weight.shape[1]
-        grad_weight = torch.zeros(width, slots_classes * width, dtype=torch.float32, device=weight.device)
-        grad_bias = torch.zeros(slots_classes, dtype=torch.float32, device=bias.device)
-        chunks = MoleBlendPairCrossEntropy._chunks(rows, columns, weight, bias, target)
-        for chunk, normaliser in zip(chunks, log_normalisers):
-            logits, classes, valid, molecules, atoms, row, column, partial, flat_weight = chunk
-            grad = logits.sub_(normaliser[..., None]).exp_()  # the softmax, [b, j, i, slots, classes]
+        flat_weight = MoleBlendPairCrossEntropy._flat_weight(weight, bias)
+        grad_flat_weight = torch.zeros_like(flat_weight)  # [width + 1, slots * classes * (width + 1)]
+        for (molecules, atoms), saved in zip(ctx.groups, kept):
+            if isinstance(saved, tuple):
+                logits, classes, valid, row, column, partial = saved
+                grad = logits.exp_()  # the softmax, [b, j, i, slots, classes]
+            else:
+                logits, classes, valid, row, column, partial = MoleBlendPairCrossEntropy._chunk(
+                    rows, columns, flat_weight, target, molecules, atoms
+                )
+                grad = logits.sub_(saved[..., None]).exp_()
             grad.scatter_add_(-1, classes[..., None], -valid[..., None])
             grad.mul_((valid * scale)[..., None])
             b = grad.shape[0]
             grad = grad.view(b, atoms, -1)  # [b, j, i * slots * classes]
             grad_columns[molecules, :atoms] = torch.bmm(grad, partial)[..., :width]
             grad_partial = torch.bmm(grad.transpose(1, 2), column)  # [b, i * slots * classes, width + 1]
-            grad_bias += grad_partial[..., width].view(-1, slots_classes).sum(dim=0)
-            grad_partial = grad_partial[..., :width].reshape(b * atoms, slots_classes * width)
-            grad_rows[molecules, :atoms] = (grad_partial @ flat_weight.T).view(b, atoms, width)
-            grad_weight += row.reshape(b * atoms, width).T @ grad_partial
-        grad_weight = grad_weight.view(width, slots_classes, width).permute(1, 0, 2)
+            grad_partial = grad_partial.view(b * atoms, -1)
+            grad_rows[molecules, :atoms] = (grad_partial @ flat_weight.T)[:, :width].view(b, atoms, width)
+            grad_flat_weight += row.view(b * atoms, width + 1).T @ grad_partial
+        grad_flat_weight = grad_flat_weight.view(width + 1, slots_classes, width + 1)
+        grad_weight = grad_flat_weight[:width, :, :width].permute(1, 0, 2)
+        grad_bias = grad_flat_weight[width, :, width]
         return grad_rows.to(rows.dtype), grad_columns.to(columns.dtype), grad_weight.to(weight.dtype), grad_bias.to(
             bias.dtype), None  # fmt: skip
 
     @staticmethod
-    def _chunks(rows, columns, weight, bias, target):
-        """Per group of molecules: the logits `[b, atoms (j), atoms (i), slots, classes]` (float32, classes
-        contiguous), the targets `[b, j, i, slots]` (ignored -> 0), their validity (float), the molecule slice, the
-        atom count, and for the backward pass the chunk's rows, its columns with a constant 1 appended, the partial
-        products with the bias appended (`[b, i * slots * classes, width + 1]`: the bias rides in the product) and
-        the flattened weight."""
-        batch, max_atoms, width = rows.shape
-        slots = target.shape[-1]
-        slots_classes = weight.shape[0]
-        # atoms that take part in a scored pair: the chunk is trimmed to the last of them
+    def _flat_weight(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """`weight` `[outputs, width (a), width (c)]` and `bias` `[outputs]` -> `[width + 1 (a), outputs * (width + 1)
+        (o c)]` in float32: W_(o, a, c) for a, c < width, the bias at (a, c) = (width, width), zeros elsewhere, so
+        that rows and columns with a 1 appended give `rows^T W columns + bias` in the products alone."""
+        outputs, width = weight.shape[0], weight.shape[1]
+        flat = weight.new_zeros(width + 1, outputs, width + 1, dtype=torch.float32)
+        flat[:width, :, :width] = weight.float().permute(1, 0, 2)
+        flat[width, :, width] = bias.float()
+        return flat.view(width + 1, outputs * (width + 1))
+
+    @staticmethod
+    def _groups(target: torch.Tensor, slots_classes: int) -> list[tuple[slice, int]]:
+        """Molecules in groups of consecutive ones whose logits, at the group's largest size, fit `CHUNK_VALUES`;
+        each group with its size: the last atom that takes part in a scored pair (groups with none are left out)."""
+        batch, max_atoms = target.shape[:2]
         used = (target != IGNORE_INDEX).any(dim=-1)
         used = used.any(dim=2) | used.any(dim=1)
-        positions = torch.arange(1, max_atoms + 1, device=rows.device)
+        positions = torch.arange(1, max_atoms + 1, device=target.device)
         atom_counts = (used * positions).amax(dim=1).tolist() if max_atoms else [0] * batch
-        flat_weight = weight.float().permute(1, 0, 2).reshape(width, slots_classes * width)  # [a, (k o c)]
-        bias = bias.float()
-        start = 0
+        groups, start = [], 0
         while start < batch:
             atoms = atom_counts[start]
             stop = start + 1
@@ -1251,19 +1279,26 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
                 if (stop + 1 - start) * grown * grown * slots_classes > MoleBlendPairCrossEntropy.CHUNK_VALUES:
                     break
                 atoms, stop = grown, stop + 1
-            molecules = slice(start, stop)
+            if atoms > 0:
+                groups.append((slice(start, stop), atoms))
             start = stop
-            if atoms == 0:
-                continue
-            row, column = rows[molecules, :atoms].float(), columns[molecules, :atoms].float()
-            b = row.shape[0]
-            partial = (row.reshape(b * atoms, width) @ flat_weight).view(b, atoms * slots_classes, width)
-            partial = torch.cat([partial, bias.repeat(atoms).view(1, -1, 1).expand(b, -1, 1)], dim=-1)
-            column = torch.cat([column, column.new_ones(b, atoms, 1)], dim=-1)
-            logits = torch.bmm(column, partial.transpose(1, 2)).view(b, atoms, atoms, slots, -1)
-            classes = target[molecules, :atoms, :atoms].transpose(1, 2)  # [b, j, i, slots]
-            valid = (classes != IGNORE_INDEX).float()
-            yield logits, classes.clamp(min=0), valid, molecules, atoms, row, column, partial, flat_weight
+        return groups
+
+    @staticmethod
+    def _chunk(rows, columns, flat_weight, target, molecules: slice, atoms: int):
+        """One group's logits `[b, atoms (j), atoms (i), slots, classes]` (float32, classes contiguous), its targets
+        `[b, j, i, slots]` (ignored -> 0) and their validity (float), and for the backward pass its rows and columns
+        with a 1 appended (`[b, atoms, width + 1]`) and the partial products `[b, i * slots * classes, width + 1]`."""
+        row, column = rows[molecules, :atoms].float(), columns[molecules, :atoms].float()
+        b, width = row.shape[0], row.shape[-1]
+        row = torch.cat([row, row.new_ones(b, atoms, 1)], dim=-1)
+        column = torch.cat([column, column.new_ones(b, atoms, 1)], dim=-1)
+        partial = (row.view(b * atoms, width + 1) @ flat_weight).view(b, -1, width + 1)
+        slots = target.shape[-1]
+        logits = torch.bmm(column, partial.transpose(1, 2)).view(b, atoms, atoms, slots, -1)
+        classes = target[molecules, :atoms, :atoms].transpose(1, 2)  # [b, j, i, slots]
+        valid = (classes != IGNORE_INDEX).float()
+        return logits, classes.clamp(min=0), valid, row, column, partial
 
 
 class MoleBlendPairHead(nn.Module):

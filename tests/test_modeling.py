@@ -345,17 +345,20 @@ def test_geometry_encoder_on_real_pairs_equals_the_dense_one_in_values_and_gradi
 
 
 @pytest.mark.parametrize(
-    "dense_values, chunk_values",
-    [(0, 1 << 22), (0, 3000), (1 << 22, 1 << 22)],  # chunked: one chunk, one or two molecules each; materialised
+    "dense_values, chunk_values, saved_values",
+    # chunked: one chunk, or one or two molecules each, kept for the backward pass, made again there, or
+    # the first kept and the rest made again; materialised
+    [(0, 1 << 22, 1 << 26), (0, 3000, 1 << 26), (0, 3000, 0), (0, 3000, 2000), (1 << 22, 1 << 22, 1 << 26)],
 )
 def test_pair_head_cross_entropy_equals_the_materialised_logits_in_values_and_gradients(
-    monkeypatch, dense_values, chunk_values
+    monkeypatch, dense_values, chunk_values, saved_values
 ):
     """The chunked, never-materialised cross-entropy of the relation heads (and its small-batch path) equals
     F.cross_entropy on the full `[batch, atoms, atoms, slots, classes]` logits (ignored entries, padding, a
     molecule with nothing scored)."""
     monkeypatch.setattr(MoleBlendPairCrossEntropy, "DENSE_VALUES", dense_values)
     monkeypatch.setattr(MoleBlendPairCrossEntropy, "CHUNK_VALUES", chunk_values)
+    monkeypatch.setattr(MoleBlendPairCrossEntropy, "SAVED_VALUES", saved_values)
     config = tiny_config(relation_head_dim=8)
     slots, classes = 3, 7
     torch.manual_seed(4)
@@ -393,6 +396,11 @@ def test_pair_head_cross_entropy_equals_the_materialised_logits_in_values_and_gr
     assert chunked_grads["output.weight"][slots * classes :].abs().max() == 0  # unused outputs get no gradient
     nothing = torch.full_like(target, IGNORE_INDEX)
     assert head.cross_entropy(states, nothing, classes).item() == 0
+    if not dense_values:  # the kept chunks are used up in place: a second backward pass is refused, not wrong
+        loss = head.cross_entropy(states, target, classes)
+        loss.backward(retain_graph=True)
+        with pytest.raises(RuntimeError, match="twice"):
+            loss.backward()
 
 
 def test_attention_groups_split_a_batch_by_size_where_the_padding_costs_more_than_the_calls():
