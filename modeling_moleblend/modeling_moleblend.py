@@ -1200,15 +1200,14 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
             for molecules, atoms in groups:
                 chunk = MoleBlendPairCrossEntropy._chunk(rows, columns, flat_weight, target, molecules, atoms)
                 logits, classes, valid = chunk[:3]
-                normaliser = logits.logsumexp(dim=-1)
-                picked = logits.gather(-1, classes[..., None]).squeeze(-1)
-                total = total + ((normaliser - picked) * valid).sum()
+                log_probabilities = logits.log_softmax(dim=-1)
+                picked = log_probabilities.gather(-1, classes[..., None]).squeeze(-1)
+                total = total - (picked * valid).sum()
                 budget -= logits.numel()
                 if budget >= 0:
-                    logits.sub_(normaliser[..., None])
-                    kept.append(chunk)
-                else:
-                    kept.append(normaliser)
+                    kept.append((log_probabilities, *chunk[1:]))
+                else:  # the log normalisers, from any one class
+                    kept.append(logits[..., 0] - log_probabilities[..., 0])
         ctx.save_for_backward(rows, columns, weight, bias, target)
         ctx.groups, ctx.kept = groups, kept
         ctx.count = count.clamp(min=1)
