@@ -1172,28 +1172,29 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
     a few molecules at a time, trimmed to those molecules' atoms, and reduced to the loss at once; the backward pass
     lets the gradient (softmax minus the one-hot target) flow straight into rows, columns, weight and bias. The
     bias rides in the products (a constant 1 appended to rows and columns, the bias in the weight's extra corner),
-    so no product is copied to add it. Up to `SAVED_VALUES` logits per batch the chunks are kept, as
-    log-probabilities, for the backward pass; beyond it they are made again there. Equal to `cross_entropy(logits,
-    target, ignore_index=IGNORE_INDEX)` averaged over the entries with a target (0 when none), in float32.
+    so no product is copied to add it. Up to `saved_values` logits per call the chunks are kept, as
+    log-probabilities, for the backward pass (`MoleBlendPairHead.cross_entropy` passes `SAVED_VALUES` when gradients
+    are on, else 0); beyond it, and in a second backward pass through a retained graph, they are made again there.
+    Equal to `cross_entropy(logits, target, ignore_index=IGNORE_INDEX)` averaged over the entries with a target (0
+    when none), in float32.
     """
 
     CHUNK_VALUES = 1 << 22  # logits per chunk (16 MB in float32)
     # below this many logits in the padded batch (QM9-sized molecules) `MoleBlendPairHead.cross_entropy`
     # materialises them: the chunks' recomputation and per-chunk work cost more than the small tensor saves
     DENSE_VALUES = 1 << 22
-    # kept chunks (logits and partial products, float32) cost 4 x (1 + (width + 1) / atoms) bytes per logit, about
-    # 300 MB at this bound for drug-like sizes; beyond it the later chunks are made again in the backward pass
+    # kept chunks (float32 logits and partial products, int64 classes, float32 validity) cost about 4 x (1 + (width
+    # + 1) / atoms + 3 / classes) bytes per logit: about 300 MB at this bound for drug-like sizes, per head
     SAVED_VALUES = 1 << 25
 
     @staticmethod
-    def forward(ctx, rows, columns, weight, bias, target):
+    def forward(ctx, rows, columns, weight, bias, target, saved_values: int):
         """`rows`, `columns` `[batch, atoms, width]`, `weight` `[slots * classes, width, width]`, `bias` `[slots *
         classes]`, `target` `[batch, atoms, atoms, slots]` class ids or `IGNORE_INDEX` -> the mean, a scalar."""
         count = (target != IGNORE_INDEX).sum()
         total = torch.zeros((), dtype=torch.float32, device=rows.device)
         groups = MoleBlendPairCrossEntropy._groups(target, weight.shape[0])
-        budget = MoleBlendPairCrossEntropy.SAVED_VALUES
-        kept = []  # per group: the chunk (its logits now log-probabilities), or the log normalisers `[b, j, i, slots]`
+        kept = []  # per group: the chunk (its logits as log-probabilities), or None (made again when needed)
         # float32 throughout, as the backward pass (which autocast does not reach) uses the same logits
         with torch.autocast(device_type=rows.device.type, enabled=False):
             flat_weight = MoleBlendPairCrossEntropy._flat_weight(weight, bias)
@@ -1201,24 +1202,21 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
                 chunk = MoleBlendPairCrossEntropy._chunk(rows, columns, flat_weight, target, molecules, atoms)
                 logits, classes, valid = chunk[:3]
                 log_probabilities = logits.log_softmax(dim=-1)
+                del logits
                 picked = log_probabilities.gather(-1, classes[..., None]).squeeze(-1)
                 total = total - (picked * valid).sum()
-                budget -= logits.numel()
-                if budget >= 0:
-                    kept.append((log_probabilities, *chunk[1:]))
-                else:  # the log normalisers, from any one class
-                    kept.append(logits[..., 0] - log_probabilities[..., 0])
+                saved_values -= log_probabilities.numel()
+                kept.append((log_probabilities, *chunk[1:]) if saved_values >= 0 else None)
         ctx.save_for_backward(rows, columns, weight, bias, target)
         ctx.groups, ctx.kept = groups, kept
         ctx.count = count.clamp(min=1)
         return total / ctx.count
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         rows, columns, weight, bias, target = ctx.saved_tensors
-        if ctx.kept is None:
-            raise RuntimeError("MoleBlendPairCrossEntropy: backward through the same graph twice is not supported")
-        kept, ctx.kept = ctx.kept, None  # the kept chunks are used up in place below
+        kept, ctx.kept = ctx.kept, [None] * len(ctx.groups)  # kept chunks are used up in place below
         scale = grad_output.float() / ctx.count
         grad_rows = torch.zeros_like(rows, dtype=torch.float32)
         grad_columns = torch.zeros_like(columns, dtype=torch.float32)
@@ -1226,14 +1224,15 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
         flat_weight = MoleBlendPairCrossEntropy._flat_weight(weight, bias)
         grad_flat_weight = torch.zeros_like(flat_weight)  # [width + 1, slots * classes * (width + 1)]
         for (molecules, atoms), saved in zip(ctx.groups, kept):
-            if isinstance(saved, tuple):
-                logits, classes, valid, row, column, partial = saved
-                grad = logits.exp_()  # the softmax, [b, j, i, slots, classes]
+            if saved is not None:
+                log_probabilities, classes, valid, row, column, partial = saved
+                grad = log_probabilities.exp_()  # the softmax, [b, j, i, slots, classes]
             else:
                 logits, classes, valid, row, column, partial = MoleBlendPairCrossEntropy._chunk(
                     rows, columns, flat_weight, target, molecules, atoms
                 )
-                grad = logits.sub_(saved[..., None]).exp_()
+                grad = logits.softmax(dim=-1)
+                del logits
             grad.scatter_add_(-1, classes[..., None], -valid[..., None])
             grad.mul_((valid * scale)[..., None])
             b = grad.shape[0]
@@ -1247,7 +1246,7 @@ class MoleBlendPairCrossEntropy(torch.autograd.Function):
         grad_weight = grad_flat_weight[:width, :, :width].permute(1, 0, 2)
         grad_bias = grad_flat_weight[width, :, width]
         return grad_rows.to(rows.dtype), grad_columns.to(columns.dtype), grad_weight.to(weight.dtype), grad_bias.to(
-            bias.dtype), None  # fmt: skip
+            bias.dtype), None, None  # fmt: skip
 
     @staticmethod
     def _flat_weight(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1348,7 +1347,8 @@ class MoleBlendPairHead(nn.Module):
             per_entry = F.cross_entropy(logits.reshape(-1, num_classes).float(), target, ignore_index=IGNORE_INDEX,
                                         reduction="none")  # fmt: skip
             return masked_mean(per_entry, target != IGNORE_INDEX).to(atom_states.dtype)
-        loss = MoleBlendPairCrossEntropy.apply(rows, columns, weight, self.output.bias[:used], target.long())
+        kept = MoleBlendPairCrossEntropy.SAVED_VALUES if torch.is_grad_enabled() else 0  # nothing to keep for
+        loss = MoleBlendPairCrossEntropy.apply(rows, columns, weight, self.output.bias[:used], target.long(), kept)
         return loss.to(atom_states.dtype)
 
 

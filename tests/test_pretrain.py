@@ -285,10 +285,16 @@ def test_resume_under_another_schedule_is_refused_naming_the_settings(runs, caps
         assert "step_3" in error and "other settings" in error and expected in error, error
     assert not (out / "pretraining_log.jsonl").exists() and not (out / "model.safetensors").exists()
     assert json.loads((out / "step_3" / "trainer_state.json").read_text()) == state  # the checkpoint untouched
-    older = {k: state[k] for k in ("completed_steps", "epoch")}  # an older version recorded no schedule
+    (out / "step_3" / "trainer_state.json").write_text(json.dumps({**state, "num_processes": 2}))
+    assert run_pretrain(pretrain_args(out, runs["cache"], *steps, "--max_train_steps", "6")) == 2
+    assert "num_processes 2 -> 1" in capsys.readouterr().err  # the scheduler counts steps per process
+    older = {k: state[k] for k in ("completed_steps", "epoch", "max_train_steps")}  # what versions before recorded
     (out / "step_3" / "trainer_state.json").write_text(json.dumps(older))
-    assert run_pretrain(pretrain_args(out, runs["cache"], *steps, "--max_train_steps", "4")) == 0  # resumed as before
-    assert json.loads((out / "all_results.json").read_text())["training"]["completed_steps"] == 4
+    assert (
+        run_pretrain(pretrain_args(out, runs["cache"], *steps, "--max_train_steps", "6", "--learning_rate", "1e-3"))
+        == 0
+    )
+    assert json.loads((out / "all_results.json").read_text())["training"]["completed_steps"] == 6
 
 
 def test_final_folder_loads_for_property_prediction(runs, caplog):

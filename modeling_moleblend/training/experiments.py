@@ -215,6 +215,11 @@ def pretrain_arm(args: ExperimentArguments, budget: Budget, fields: dict, out: P
     command += ["--quiet"] if args.quiet else []
     logger.info("pretraining %s", out.parent.name)
     completed = subprocess.run(command, capture_output=args.quiet, text=True)
+    if completed.returncode == 2:  # the command's exit status for an input error: the user's to fix, not a crash
+        raise InputError(
+            f"pretraining the arm {out.parent.name} ({out}) refused its input"
+            + (f": {completed.stderr.strip()[-2000:]}" if completed.stderr else " (the reason is above)")
+        )
     if completed.returncode != 0:
         raise RuntimeError(f"pretraining {out} failed (exit {completed.returncode}): "
                            f"{(completed.stderr or '')[-2000:]}")  # fmt: skip

@@ -15,7 +15,7 @@ molecules is held out; validation reports every loss component (SPD, edge, 3D di
 Batches: molecules of similar size are batched together (sorted by atom count within large random pools, batches
 shuffled), deterministically per (seed, epoch), so that --resume_from_checkpoint continues exactly: same data
 order, same schedule, same RNG state, the batches already done in the resumed epoch skipped. A checkpoint
-records its run's updates, warm-up, learning rate and total batch: resuming it under other values is an
+records its run's updates, warm-up, learning rate, total batch and process count: resuming it under other values is an
 input error (the restored schedule would otherwise be re-planned mid-run without a word).
 
 Outputs in OUTPUT_DIR: the final model (save_pretrained of MoleBlendForPretraining + the featurizer + a model
@@ -387,7 +387,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         eval_dataloader = accelerator.prepare(eval_dataloader)
     # after prepare: sharding across processes changed the number of batches per process
     updates_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    if args.max_train_steps is None:
+    steps_given = args.max_train_steps is not None
+    if not steps_given:
         args.max_train_steps = args.num_train_epochs * updates_per_epoch
     args.num_train_epochs = math.ceil(args.max_train_steps / updates_per_epoch)
     if args.num_warmup_steps is None:
@@ -417,8 +418,10 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 
     # ---- resume: weights, optimizer, schedule and RNG states from the checkpoint; skip the batches done
     completed_steps, starting_epoch, skip_batches = 0, 0, 0
+    # the prepared scheduler counts num_processes steps per update: a run on another process count is re-planned too
     schedule = {"max_train_steps": args.max_train_steps, "num_warmup_steps": args.num_warmup_steps,
-                "learning_rate": args.learning_rate, "total_batch_size": total_batch}  # fmt: skip
+                "learning_rate": args.learning_rate, "total_batch_size": total_batch,
+                "num_processes": accelerator.num_processes}  # fmt: skip
     candidates = checkpoint_candidates(args, updates_per_epoch)
     checkpoint = load_checkpoint(accelerator, candidates, named=args.resume_from_checkpoint != "latest")
     if candidates and checkpoint is None:
@@ -427,9 +430,10 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         # the restored scheduler and optimizer keep the checkpoint's lr and step count but would follow this
         # run's schedule from here: a run resumed under other settings is refused, not silently re-planned
         if changes := checkpoint_setting_changes(checkpoint, schedule):
+            derived = "" if steps_given else " (max_train_steps from --num_train_epochs and the batches per epoch)"
             raise InputError(
                 f"--resume_from_checkpoint: {checkpoint} was written by a run with other settings "
-                f"({'; '.join(changes)}); resume with that run's settings, or start a new --output_dir "
+                f"({'; '.join(changes)}){derived}; resume with that run's settings, or start a new --output_dir "
                 "(--model_name_or_path a finished run's folder continues its weights under a new schedule)"
             )
         completed_steps = checkpoint_completed_steps(checkpoint, updates_per_epoch)
