@@ -278,8 +278,12 @@ def test_resume_under_another_schedule_is_refused_naming_the_settings(runs, caps
     state = json.loads((out / "step_3" / "trainer_state.json").read_text())
     assert state["max_train_steps"] == 6 and state["total_batch_size"] == 16 and state["learning_rate"] > 0
     steps = ["--checkpointing_steps", "3", "--resume_from_checkpoint", "latest"]
-    for changed, expected in ((["--max_train_steps", "9"], "max_train_steps 6 -> 9"),
-                              (["--max_train_steps", "6", "--learning_rate", "1e-3"], "learning_rate")):  # fmt: skip
+    refused = [
+        (["--max_train_steps", "9"], "max_train_steps 6 -> 9"),
+        (["--max_train_steps", "6", "--learning_rate", "1e-3"], "learning_rate"),
+        (["--max_train_steps", "6", "--validation_split_seed", "3"], "validation_split_seed 7 -> 3"),
+    ]
+    for changed, expected in refused:
         assert run_pretrain(pretrain_args(out, runs["cache"], *steps, *changed)) == 2
         error = capsys.readouterr().err
         assert "step_3" in error and "other settings" in error and expected in error, error
@@ -290,11 +294,10 @@ def test_resume_under_another_schedule_is_refused_naming_the_settings(runs, caps
     assert "num_processes 2 -> 1" in capsys.readouterr().err  # the scheduler counts steps per process
     older = {k: state[k] for k in ("completed_steps", "epoch", "max_train_steps")}  # what versions before recorded
     (out / "step_3" / "trainer_state.json").write_text(json.dumps(older))
-    assert (
-        run_pretrain(pretrain_args(out, runs["cache"], *steps, "--max_train_steps", "6", "--learning_rate", "1e-3"))
-        == 0
-    )
-    assert json.loads((out / "all_results.json").read_text())["training"]["completed_steps"] == 6
+    resumed = ["--max_train_steps", "6", "--learning_rate", "1e-3"]  # not recorded before: not compared
+    assert run_pretrain(pretrain_args(out, runs["cache"], *steps, *resumed)) == 0
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["training"]["completed_steps"] == 6 and results["data"]["validation_split"].endswith("(seed 7)")
 
 
 def test_final_folder_loads_for_property_prediction(runs, caplog):

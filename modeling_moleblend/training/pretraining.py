@@ -15,8 +15,8 @@ molecules is held out; validation reports every loss component (SPD, edge, 3D di
 Batches: molecules of similar size are batched together (sorted by atom count within large random pools, batches
 shuffled), deterministically per (seed, epoch), so that --resume_from_checkpoint continues exactly: same data
 order, same schedule, same RNG state, the batches already done in the resumed epoch skipped. A checkpoint
-records its run's updates, warm-up, learning rate, total batch and process count: resuming it under other values is an
-input error (the restored schedule would otherwise be re-planned mid-run without a word).
+records its run's updates, warm-up, learning rate, total batch, process count and held-out split: resuming it under
+other values is an input error (the restored schedule would otherwise be re-planned mid-run without a word).
 
 Outputs in OUTPUT_DIR: the final model (save_pretrained of MoleBlendForPretraining + the featurizer + a model
 card README.md: MoleBlendForPropertyPrediction.from_pretrained and `moleblend finetune --model_name_or_path` take
@@ -88,6 +88,11 @@ class PretrainArguments(HubArguments):
     )
     smiles_column: str = option("smiles", "SMILES column of a table", "data")
     validation_split_percentage: float = option(5.0, "held out, seeded (0 = none)", "data")
+    validation_split_seed: int | None = option(
+        None,
+        "seed of the held-out split (default: --seed); keep it to continue on a corpus under another --seed",
+        "data",
+    )
     max_train_samples: int | None = option(None, "keep only this many training molecules", "data")
     max_eval_samples: int | None = option(None, "keep only this many validation molecules", "data")
     conformer: str = option("auto", "3D source: auto = the file's, else generated (none: no 3D, the 3D losses vanish)",
@@ -341,7 +346,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     if accelerator.is_main_process:
         (out / "featurization_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     logger.info(f"featurization: {report.summary(max_listed=10)}")
-    train_idx, eval_idx = split_train_validation(len(dataset), args.validation_split_percentage, args.seed)
+    split_seed = args.seed if args.validation_split_seed is None else args.validation_split_seed
+    train_idx, eval_idx = split_train_validation(len(dataset), args.validation_split_percentage, split_seed)
     train_idx = train_idx[: args.max_train_samples] if args.max_train_samples else train_idx
     eval_idx = eval_idx[: args.max_eval_samples] if args.max_eval_samples else eval_idx
     if len(train_idx) == 0:
@@ -421,7 +427,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     # the prepared scheduler counts num_processes steps per update: a run on another process count is re-planned too
     schedule = {"max_train_steps": args.max_train_steps, "num_warmup_steps": args.num_warmup_steps,
                 "learning_rate": args.learning_rate, "total_batch_size": total_batch,
-                "num_processes": accelerator.num_processes}  # fmt: skip
+                "num_processes": accelerator.num_processes, "validation_split_seed": split_seed}  # fmt: skip
     candidates = checkpoint_candidates(args, updates_per_epoch)
     checkpoint = load_checkpoint(accelerator, candidates, named=args.resume_from_checkpoint != "latest")
     if candidates and checkpoint is None:
@@ -553,7 +559,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
             "num_skipped": len(report.skipped),
             "train_molecules": len(train_dataset),
             "validation_molecules": len(eval_idx),
-            "validation_split": f"seeded random {args.validation_split_percentage:g}% (seed {args.seed})",
+            "validation_split": f"seeded random {args.validation_split_percentage:g}% (seed {split_seed})",
         },
         training={
             "completed_steps": completed_steps,
