@@ -1,7 +1,7 @@
 # Setup: git worktree add --detach /tmp/snap_old a35b665 (before); git worktree add --detach /tmp/snap28 18c421f (v1,
 # logsumexp); the working tree = the new code. Run from the repository root: OMP_NUM_THREADS=1 python THIS_FILE.
 # The corpus file is runs/s28/moses40k_s28.csv (40,000 MOSES training SMILES, numpy default_rng(8)).
-"""Old (snap_old), v1 (snap28) and new MoleBlendPairHead.cross_entropy in a whole small-preset pretraining step (forward + backward),
+"""Old (snap_old) vs new MoleBlendPairHead.cross_entropy in a whole small-preset pretraining step (forward + backward),
 64 MOSES molecules (every 600th of moses40k_s28, conformers generated), interleaved in one process, one thread."""
 import time, statistics, torch
 import modeling_moleblend.modeling_moleblend as mm
