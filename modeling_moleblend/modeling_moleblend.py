@@ -1347,7 +1347,7 @@ class MoleBlendPairHead(nn.Module):
             per_entry = F.cross_entropy(logits.reshape(-1, num_classes).float(), target, ignore_index=IGNORE_INDEX,
                                         reduction="none")  # fmt: skip
             return masked_mean(per_entry, target != IGNORE_INDEX).to(atom_states.dtype)
-        kept = MoleBlendPairCrossEntropy.SAVED_VALUES if torch.is_grad_enabled() else 0  # nothing to keep for
+        kept = MoleBlendPairCrossEntropy.SAVED_VALUES if torch.is_grad_enabled() else 0  # no_grad: keep nothing
         loss = MoleBlendPairCrossEntropy.apply(rows, columns, weight, self.output.bias[:used], target.long(), kept)
         return loss.to(atom_states.dtype)
 

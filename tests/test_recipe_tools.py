@@ -419,7 +419,7 @@ def test_processes_sharing_an_experiment_take_the_free_arms_first_and_wait_for_t
     assert run_arms_in_turn(["a", "b"], tmp_path, run_arm) == {"a": ["A"], "b": ["B"]}  # alone: in order
 
 
-def test_objective_experiment_passes_each_arm_its_objective(tmp_path):
+def test_objective_experiment_passes_each_arm_its_objective(tmp_path, capsys):
     rows = [[s, round(0.3 * len(s) + 0.1 * i, 2)] for i, s in enumerate(EXPERIMENT_SMILES)]
     data = write_csv(tmp_path / "t.csv", ["smiles", "y"], rows)
     out = tmp_path / "objective"
@@ -448,6 +448,17 @@ def test_objective_experiment_passes_each_arm_its_objective(tmp_path):
     )
     log = (out / "arms" / "descriptors" / "pretrained" / "pretraining_log.jsonl").read_text()
     assert "train_descriptor_loss" in log
+    # an arm killed before it finished (its checkpoint kept, no results) resumed under another number of updates:
+    # its pretraining refuses the checkpoint, and the experiment says which arm, as an input error
+    killed = out / "arms" / "hidden_pairs_only" / "pretrained"
+    assert list(killed.glob("step_*"))
+    (killed / "all_results.json").unlink()
+    capsys.readouterr()
+    assert moleblend(["experiment", "objective", "--tasks", f"toy={data}:y", "--budget", "tiny", *arms,
+                      "--split", "random", "--pretrain_steps", "4", "--num_workers", "0", "--quiet",
+                      "--output_dir", str(out)]) == 2  # fmt: skip
+    error = capsys.readouterr().err
+    assert "hidden_pairs_only" in error and "max_train_steps 3 -> 4" in error, error
 
 
 def test_modality_experiment_arms_score_the_same_test_rows(tmp_path):

@@ -424,8 +424,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 
     # ---- resume: weights, optimizer, schedule and RNG states from the checkpoint; skip the batches done
     completed_steps, starting_epoch, skip_batches = 0, 0, 0
-    # the prepared scheduler counts num_processes steps per update: a run on another process count is re-planned too
-    schedule = {"max_train_steps": args.max_train_steps, "num_warmup_steps": args.num_warmup_steps,
+    # what a resumed run must share with its checkpoint (the prepared scheduler counts num_processes steps per update)
+    recorded = {"max_train_steps": args.max_train_steps, "num_warmup_steps": args.num_warmup_steps,
                 "learning_rate": args.learning_rate, "total_batch_size": total_batch,
                 "num_processes": accelerator.num_processes, "validation_split_seed": split_seed}  # fmt: skip
     candidates = checkpoint_candidates(args, updates_per_epoch)
@@ -435,7 +435,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     if checkpoint is not None:
         # the restored scheduler and optimizer keep the checkpoint's lr and step count but would follow this
         # run's schedule from here: a run resumed under other settings is refused, not silently re-planned
-        if changes := checkpoint_setting_changes(checkpoint, schedule):
+        if changes := checkpoint_setting_changes(checkpoint, recorded):
             derived = "" if steps_given else " (max_train_steps from --num_train_epochs and the batches per epoch)"
             raise InputError(
                 f"--resume_from_checkpoint: {checkpoint} was written by a run with other settings "
@@ -478,7 +478,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         accelerator.save_state(str(temporary))  # weights, optimizer, scheduler, RNG states of every process
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            state = {"completed_steps": completed_steps, "epoch": epoch, **schedule}
+            state = {"completed_steps": completed_steps, "epoch": epoch, **recorded}
             (temporary / TRAINER_STATE_NAME).write_text(json.dumps(state))
             publish(temporary, folder)
             prune_checkpoints(out, args.save_total_limit, updates_per_epoch)
