@@ -193,7 +193,8 @@ def finetune_card(result: FinetuneResult, model_name: str | None = None) -> Card
             "Wall time": f"{result.wall_time_s:.0f} s for {len(training['seeds'])} seeds",
         }
         | ({"Text labels": str(data["label_values"])} if data.get("label_values") else {})
-        | _uncertainty_lines(result.uncertainty),
+        | _uncertainty_lines(result.uncertainty)
+        | _ensemble_lines(result.ensemble),
         architecture=result.architecture,
         featurizer=result.featurizer,
     )
@@ -208,6 +209,15 @@ def _uncertainty_lines(uncertainty: dict) -> dict[str, str]:
         shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "interval_scale"}
         parts.append(f"{task}: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in shown.items()))
     return {"Uncertainty": uncertainty["method"], "Uncertainty on test": "; ".join(parts) or "n/a"}
+
+
+def _ensemble_lines(ensemble: dict) -> dict[str, str]:
+    """The card's line on the seed models as one ensemble (what ``moleblend predict`` uses), on test."""
+    test = ensemble.get("test", {})
+    if ensemble.get("members", 0) < 2 or not test:
+        return {}
+    shown = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in test.items() if isinstance(v, float))
+    return {f"Ensemble of the {ensemble['members']} seed models on test": shown}
 
 
 def pretraining_card(result: PretrainResult) -> CardInfo:

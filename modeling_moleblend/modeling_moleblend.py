@@ -486,6 +486,8 @@ class MoleBlendTokenPacking:
         positions = torch.arange(flat.numel(), device=token_mask.device)
         # the molecule of each packed row (for per-molecule stochastic depth)
         self.molecule = (positions if self.is_dense else self.index) // self.tokens
+        counts = token_mask.sum(1)
+        self.graph_rows = torch.cumsum(counts, 0) - counts  # [batch] the packed row of each molecule's graph token
         self.groups: list[tuple[torch.Tensor, int]] | None = None  # (molecules, tokens) per group; None: one
         if grouped and not self.is_dense and self.batch > 1:
             self.groups = self._length_groups(token_mask.sum(1), heads)
@@ -554,6 +556,10 @@ class MoleBlendTokenPacking:
         rows = torch.cat([part.reshape(-1, part.shape[-1]) for part in grouped])
         return rows.index_select(0, self.packed_rows)
 
+    def group_molecules(self) -> list[torch.Tensor | None]:
+        """The molecules of each attention group, in the groups' order (None: the whole batch in its order)."""
+        return [None] if self.groups is None else [molecules for molecules, _ in self.groups]
+
     def group_bias(self, position_bias: torch.Tensor) -> list[torch.Tensor]:
         """`[batch, heads, tokens, tokens]` -> per attention group `[molecules, heads, tokens, tokens]` (computed once
         per forward; every layer reuses it)."""
@@ -619,6 +625,44 @@ class MoleBlendSelfAttention(nn.Module):
         output = self.o_proj(packing.pack_groups(outputs))
         return output, (weights if output_attentions else None)
 
+    def forward_graph_token(
+        self, hidden_states: torch.Tensor, position_bias: list[torch.Tensor], packing: MoleBlendTokenPacking
+    ) -> torch.Tensor:
+        """The attention output of each molecule's graph token only (its query against every token's key and
+        value): what the last layer needs when the head reads the graph token alone. `hidden_states`
+        `[real_tokens, hidden]` (packed) -> `[batch, hidden]`."""
+        weight = torch.cat([self.k_proj.weight, self.v_proj.weight])
+        bias = torch.cat([self.k_proj.bias, self.v_proj.bias])
+        projected = F.linear(hidden_states, weight, bias)  # [real_tokens, 2 * hidden]
+        query = self.q_proj(hidden_states.index_select(0, packing.graph_rows))  # [batch, hidden]
+        implementation = self.config._attn_implementation
+        if implementation == "sdpa" and projected.device.type == "cpu" and position_bias[0].requires_grad:
+            implementation = "eager"  # as in forward
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        outputs = []
+        groups = zip(packing.group_molecules(), packing.unpack_groups(projected), position_bias, strict=True)
+        for molecules, group, group_bias in groups:
+            count, tokens = group.shape[:2]
+            key, value = group.view(count, tokens, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            group_query = query if molecules is None else query.index_select(0, molecules)
+            output, _ = attention_interface(
+                self,
+                group_query.view(count, 1, self.num_heads, self.head_dim).transpose(1, 2),  # [count, heads, 1, dim]
+                key,
+                value,
+                None,
+                dropout=self.attention_dropout if self.training else 0.0,
+                scaling=self.scaling,
+                position_bias=group_bias[:, :, :1],  # the graph token's row
+                is_causal=False,
+            )
+            outputs.append(output.reshape(count, -1))
+        output = torch.cat(outputs)
+        if packing.groups is not None:  # back to batch order
+            order = torch.cat([molecules for molecules, _ in packing.groups])
+            output = output.index_select(0, torch.argsort(order))
+        return self.o_proj(output)
+
 
 class MoleBlendFeedForward(nn.Module):
     def __init__(self, config: MoleBlendConfig):
@@ -679,6 +723,18 @@ class MoleBlendLayer(GradientCheckpointingLayer):
         hidden_states = self.output_layer_norm(hidden_states + transformed)
         return hidden_states, weights
 
+    def forward_graph_token(
+        self, hidden_states: torch.Tensor, position_bias: list[torch.Tensor], packing: MoleBlendTokenPacking
+    ) -> torch.Tensor:
+        """The layer's output for the graph tokens alone (the same values as rows `packing.graph_rows` of
+        `forward`): `[real_tokens, hidden]` (packed) -> `[batch, hidden]`."""
+        molecule = torch.arange(packing.batch, device=hidden_states.device)
+        attended = self.attention.forward_graph_token(hidden_states, position_bias, packing)
+        attended = self.drop_path(self.dropout(attended), molecule, packing.batch)
+        hidden_states = self.attention_layer_norm(hidden_states.index_select(0, packing.graph_rows) + attended)
+        transformed = self.drop_path(self.dropout(self.feed_forward(hidden_states)), molecule, packing.batch)
+        return self.output_layer_norm(hidden_states + transformed)
+
 
 class MoleBlendEncoder(nn.Module):
     """The layers, padding-free: the real tokens are packed once after the embeddings and unpacked (zeros at
@@ -699,9 +755,14 @@ class MoleBlendEncoder(nn.Module):
         token_mask: torch.Tensor,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        graph_token_only: bool = False,
     ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
         """`hidden_states` `[batch, tokens, hidden]`, `token_mask` `[batch, tokens]` -> the last hidden state
-        `[batch, tokens, hidden]` (zeros at padding), every layer's (if asked) and the attention weights."""
+        `[batch, tokens, hidden]` (zeros at padding), every layer's (if asked) and the attention weights.
+        `graph_token_only`: the last layer computes the graph token alone (its query, every token's key and value)
+        and the last hidden state is `[batch, 1, hidden]`; not with `output_attentions` or `output_hidden_states`."""
+        if graph_token_only and (output_attentions or output_hidden_states):
+            raise ValueError("graph_token_only computes no last-layer states for the atoms: not with output_* flags")
         # attention in length groups on CPU (on GPU the calls cost more than the padding); one group when the
         # weights are returned, so that they keep the [batch, heads, tokens, tokens] layout
         grouped = hidden_states.device.type == "cpu" and not output_attentions
@@ -710,7 +771,9 @@ class MoleBlendEncoder(nn.Module):
         packed = packing.pack(hidden_states)
         all_hidden_states = (packing.unpack(packed),) if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        for layer in self.layers:
+        graph_token_only = graph_token_only and len(self.layers) > 0
+        layers = self.layers[:-1] if graph_token_only else self.layers
+        for layer in layers:
             # hidden states positional, the rest by keyword: what GradientCheckpointingLayer expects
             packed, weights = layer(
                 packed, position_bias=group_bias, packing=packing, output_attentions=output_attentions
@@ -719,6 +782,8 @@ class MoleBlendEncoder(nn.Module):
                 all_hidden_states += (packing.unpack(packed),)
             if output_attentions:
                 all_attentions += (weights,)
+        if graph_token_only:
+            return self.layers[-1].forward_graph_token(packed, group_bias, packing)[:, None], None, None
         last_hidden_state = all_hidden_states[-1] if output_hidden_states else packing.unpack(packed)
         return last_hidden_state, all_hidden_states, all_attentions
 
@@ -830,6 +895,7 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         output_attention_bias: bool = False,
+        graph_token_only: bool = False,
         return_dict: bool | None = None,
     ) -> MoleBlendModelOutput:
         r"""
@@ -850,6 +916,9 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
             blend_atom_3d: `[batch or 1, atoms]` True where an atom gets the 3D atom feature instead of its degree
                 embedding (modality blending).
             output_attention_bias: also return the `[batch, heads, tokens, tokens]` bias.
+            graph_token_only: the last layer computes the graph token alone (all that a graph-token readout reads;
+                the same values, less work): `last_hidden_state` is then `[batch, 1, hidden]`. Not with
+                `output_attentions` or `output_hidden_states`.
         """
         self._check_inputs(
             atom_ids=atom_ids,
@@ -910,7 +979,7 @@ class MoleBlendModel(MoleBlendPreTrainedModel):
         token_mask = torch.cat([atom_mask.new_ones(atom_mask.shape[0], 1), atom_mask], dim=1)  # graph token first
         position_bias = self.attention_bias(pair_bias, token_mask, hidden_states.dtype)
         hidden_states, all_hidden_states, all_attentions = self.encoder(
-            hidden_states, position_bias, token_mask, output_attentions, output_hidden_states
+            hidden_states, position_bias, token_mask, output_attentions, output_hidden_states, graph_token_only
         )
         return MoleBlendModelOutput(
             last_hidden_state=hidden_states,
@@ -1075,6 +1144,10 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
                 f"this model reads {self.config.num_molecule_features} RDKit descriptors beside the graph: featurize "
                 "with its own featurizer (saved with it), which adds `molecule_descriptors`"
             )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
         outputs = self.moleblend(
             atom_ids=atom_ids,
             degree=degree,
@@ -1086,6 +1159,8 @@ class MoleBlendForPropertyPrediction(MoleBlendPreTrainedModel):
             has_3d=has_3d,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            # a graph-token readout needs no last-layer atom states
+            graph_token_only=self.readout.kind == "graph_token" and not (output_attentions or output_hidden_states),
             return_dict=True,
         )
         if atom_mask is None:

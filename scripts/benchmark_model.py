@@ -15,7 +15,9 @@ memory is its own: on CPU the peak resident memory above what the process held b
 CUDA torch.cuda.max_memory_allocated. Timings are the median of --repeats timed steps after --warmup steps.
 
 Training step: MoleBlendForPropertyPrediction (regression, one target) forward, loss, backward, AdamW step.
-Inference: MoleBlendModel forward under torch.inference_mode.
+Inference: MoleBlendForPropertyPrediction forward under torch.inference_mode (a prediction per molecule, what
+`moleblend predict` runs and what Graphormer's GraphormerForGraphClassification gives). Both read the graph token,
+so the last layer computes the graph token alone (`graph_token_only`).
 
 --graphormer_python runs the transformers 4.x Graphormer (GraphormerForGraphClassification, the same size as
 the preset: layers, width, heads, FFN) on the same SMILES in another interpreter, featurized with ogb's
@@ -23,8 +25,9 @@ smiles2graph and Graphormer's own collator; that interpreter needs transformers 
 ogb. This machine kind is noisy: compare ratios measured in one run.
 
 Distance to the limit: model FLOPs on real tokens (projections, FFN and attention products of the real tokens
-only; training = 3x the forward) per second, against the rate of a bare `torch.mm` of the same shapes measured in
-the same process (`mm_gflops`): `flop_utilisation` = model rate / mm rate.
+only, the last layer's for the graph token's prediction only: its keys and values of every token, its query,
+output projection and FFN of the graph token; training = 3x the forward) per second, against the rate of a bare
+`torch.mm` of the same shapes measured in the same process (`mm_gflops`): `flop_utilisation` = model rate / mm rate.
 
     python scripts/benchmark_model.py --presets base --modalities 2d --num_molecules 256 --min_atoms 0 \
         --graphormer_python $PEERS/graphormer/bin/python                   # the first 256 ESOL molecules, file order
@@ -57,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--min_atoms", type=int, default=15, help="heavy atoms a molecule needs to be picked")
     parser.add_argument("--presets", nargs="+", default=["base", "small"], choices=["base", "small"])
     parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=MODALITIES)
+    parser.add_argument("--modes", nargs="+", default=["train", "inference"], choices=["train", "inference"])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="bfloat16: autocast")
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
@@ -123,7 +127,6 @@ def run_moleblend(args, preset: str, modality: str, smiles: list[str]) -> dict:
         MoleBlendConfig,
         MoleBlendFeaturizer,
         MoleBlendForPropertyPrediction,
-        MoleBlendModel,
     )
 
     torch.manual_seed(0)
@@ -175,7 +178,7 @@ def run_moleblend(args, preset: str, modality: str, smiles: list[str]) -> dict:
         out["mode"] = "train"
     else:
         base = reset_peak()
-        model = MoleBlendModel(config).to(device).eval()
+        model = MoleBlendForPropertyPrediction(config).to(device).eval()
 
         def step() -> None:
             with torch.inference_mode(), autocast:
@@ -271,15 +274,19 @@ def batch_chunks(count: int, batch_size: int) -> list[range]:
 
 
 def real_token_flops(preset: str, atoms_per_molecule: list[int], mode: str) -> float:
-    """Model FLOPs of one pass over the molecules, on real tokens only (atoms + the graph token): the four
-    projections and the FFN per token, the two attention products per real (query, key) pair; backward = 2x."""
+    """Model FLOPs of one pass of a graph-token prediction over the molecules, on real tokens only (atoms + the
+    graph token): the four projections and the FFN per token, the two attention products per real (query, key)
+    pair; in the last layer only what the graph token's state needs (keys and values of every token; the query,
+    output projection, FFN and attention products of the graph token); backward = 2x."""
     from modeling_moleblend import MOLEBLEND_PRESETS
 
     sizes = MOLEBLEND_PRESETS[preset]
     hidden, ffn, layers = sizes["hidden_size"], sizes["intermediate_size"], sizes["num_hidden_layers"]
     tokens = [n + 1 for n in atoms_per_molecule]
     per_layer = sum(t * (8 * hidden * hidden + 4 * hidden * ffn) + 4 * t * t * hidden for t in tokens)
-    return layers * per_layer * (3 if mode == "train" else 1)
+    graph_token = 4 * hidden * hidden + 4 * hidden * ffn  # its query and output projections, its FFN
+    last_layer = sum(t * 4 * hidden * hidden + graph_token + 4 * t * hidden for t in tokens)
+    return ((layers - 1) * per_layer + last_layer) * (3 if mode == "train" else 1)
 
 
 def bare_mm_gflops(preset: str, rows: int) -> float:
@@ -335,11 +342,11 @@ def main(argv=None) -> int:
         (sys.executable, f"moleblend:{preset}:{modality}:{mode}")
         for preset in args.presets
         for modality in args.modalities
-        for mode in ("train", "inference")
+        for mode in args.modes
     ]
     if args.graphormer_python:
         for preset in args.presets:
-            for mode in ("train", "inference"):
+            for mode in args.modes:
                 configurations.append((args.graphormer_python, f"graphormer:{preset}:2d:{mode}"))
     print(
         f"{len(smiles)} molecules (>= {args.min_atoms} heavy atoms) from {args.input or 'embedded ESOL'} in "

@@ -78,6 +78,13 @@ def test_outputs_and_protocol(regression_run):
     first = read_csv(out / "predictions_test.csv")[0]
     seeds = [float(first["logS_pred_seed0"]), float(first["logS_pred_seed1"])]
     assert float(first["logS_pred_std"]) == pytest.approx(np.std(seeds, ddof=1), rel=1e-3)
+    # the ensemble (what predict uses) is scored as one model: the RMSE of the seeds' mean prediction on test
+    written = read_csv(out / "predictions_test.csv")
+    errors = [float(r["logS_pred"]) - float(r["logS"]) for r in written if r["logS"] not in ("", "nan")]
+    ensemble = results["ensemble"]
+    assert ensemble["members"] == 2 and set(ensemble["validation"]) >= {"rmse", "mae"}
+    assert ensemble["test"]["rmse"] == pytest.approx(math.sqrt(np.mean(np.square(errors))), rel=1e-4)
+    assert "Ensemble of the 2 seed models on test" in (out / "model" / "README.md").read_text()
 
 
 def test_saved_model_reloads_predicts_the_same_and_follows_the_recipe(regression_run):
@@ -159,6 +166,7 @@ def test_text_class_labels_and_multitask_classification(tmp_path, esol_rows):
     assert results["data"]["label_values"] == {"soluble": {"0": "no", "1": "yes"}}
     assert (out / "roc.png").exists() and (out / "reliability.png").stat().st_size > 0
     assert set(results["uncertainty"]["test"]["soluble"]) >= {"temperature", "ece", "ece_before", "brier"}
+    assert results["ensemble"]["members"] == 1 and "roc_auc" in results["ensemble"]["test"]
     test = results["per_seed"][0]["test"]
     assert test["n_tasks_scored"] + len(test["skipped_tasks"]) == 2
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")

@@ -289,6 +289,48 @@ def test_packed_encoder_equals_the_padded_one_in_outputs_and_gradients(batch, mo
     torch.testing.assert_close(out.last_hidden_state, out.hidden_states[-1], atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("modality", ["2d", "2d3d"])
+@pytest.mark.parametrize("group_overhead", [None, 0])
+def test_graph_token_readout_skips_the_last_layers_atoms_with_the_same_logits_and_gradients(
+    batch, modality, group_overhead, monkeypatch
+):
+    """A graph-token head reads no last-layer atom state: the last layer computes the graph token alone. Logits and
+    every gradient equal the full encoder's (forced by output_hidden_states), grouped or not, with and without
+    gradients (eager / SDPA); the last feed-forward sees one row per molecule."""
+    if group_overhead is not None:
+        monkeypatch.setattr(MoleBlendTokenPacking, "GROUP_OVERHEAD", group_overhead)
+    labels = torch.linspace(-1, 1, len(SMILES))[:, None]
+    model = seeded(MoleBlendForPropertyPrediction, tiny_config(input_modality=modality, num_labels=1)).eval()
+    model.config.problem_type = "regression"
+    rows = []
+    handle = model.moleblend.encoder.layers[-1].feed_forward.register_forward_hook(
+        lambda module, inputs, output: rows.append(inputs[0].shape[0])
+    )
+
+    def logits_and_grads(**flags):
+        model.zero_grad()
+        out = model(**batch, labels=labels, **flags)
+        out.loss.backward()
+        return out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    short, short_grads = logits_and_grads()
+    full, full_grads = logits_and_grads(output_hidden_states=True)
+    assert rows == [len(SMILES), int(batch["atom_mask"].sum()) + len(SMILES)]  # graph tokens only, then every token
+    torch.testing.assert_close(short, full, atol=2e-5, rtol=0)
+    assert short_grads.keys() == full_grads.keys()
+    for name in short_grads:
+        torch.testing.assert_close(short_grads[name], full_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, full, atol=2e-5, rtol=0)
+        encoder = model.moleblend
+        only = encoder(**batch, graph_token_only=True).last_hidden_state
+        assert only.shape == (len(SMILES), 1, 32)
+        torch.testing.assert_close(only[:, 0], encoder(**batch).last_hidden_state[:, 0], atol=2e-5, rtol=0)
+    handle.remove()
+    with pytest.raises(ValueError, match="graph_token_only"):
+        encoder(**batch, graph_token_only=True, output_attentions=True)
+
+
 def dense_geometry_reference(module, coordinates, atom_types, atom_mask, has_3d):
     """The 3D relations on every padded pair, as the paper's formulas read: what the packed encoder must equal."""
     kernels = module.kernels

@@ -221,6 +221,7 @@ class FinetuneResult(SavedResult):
     featurizer: dict = field(default_factory=dict)
     architecture: dict = field(default_factory=dict)
     uncertainty: dict = field(default_factory=dict)
+    ensemble: dict = field(default_factory=dict)
     output_dir: Path | None = None
 
     @property
@@ -511,6 +512,7 @@ def finetune(args: FinetuneArguments, callbacks: Sequence = ()) -> FinetuneResul
     )
     if state.is_main_process:
         result.uncertainty = fit_uncertainty(data, member_outputs, args.seeds, out)
+        result.ensemble = ensemble_metrics(data, member_outputs, args.seeds)
         write_outputs(args, result, data, histories, member_outputs)
     return result
 
@@ -844,6 +846,18 @@ def latest_trainer_checkpoint(folder: Path) -> Path | None:
     return None
 
 
+def ensemble_metrics(data: FinetuneData, member_outputs: dict, seeds) -> dict:
+    """The seed models as one ensemble, what ``moleblend predict OUT/`` uses: the mean of their predictions (of their
+    probabilities for classification, before calibration) scored on validation and test."""
+    result: dict = {"members": len(seeds), "prediction": "mean of the seed models"}
+    for part in ("validation", "test"):
+        stacked = np.stack([member_outputs[s][part] for s in seeds])  # [members, rows, tasks]
+        if data.problem_type == CLASSIFICATION:
+            stacked = to_probabilities(torch.from_numpy(stacked), data.problem_type).numpy()
+        result[part] = split_metrics(data.problem_type, data.labels[part], stacked.mean(axis=0), data.label_names)
+    return result
+
+
 def fit_uncertainty(data: FinetuneData, member_outputs: dict, seeds, out: Path) -> dict:
     """Calibrate the ensemble of seed models on validation (interval scale or temperature), save it as
     ``calibration.json`` (``moleblend predict`` applies it) and measure it on test."""
@@ -931,6 +945,11 @@ def summary_text(result: FinetuneResult) -> str:
         other = baseline.get(name)
         other_text = f"{other['mean']:.3f} +- {other['std']:.3f}" if other else "-"
         lines.append(f"{name:<14}{stats['mean']:>15.3f} +- {stats['std']:.3f}{other_text:>24}")
+    ensemble = result.ensemble.get("test", {})
+    if result.ensemble.get("members", 0) > 1 and ensemble:
+        headline_names = [name for name in test if name in ensemble]
+        text = ", ".join(f"{name} {ensemble[name]:.3f}" for name in headline_names)
+        lines.append(f"ensemble of the {result.ensemble['members']} seed models (what predict uses), test: {text}")
     out = result.output_dir
     lines += [
         f"(selection on validation {result.selection_metric}; wall time {result.wall_time_s:.0f} s)",
