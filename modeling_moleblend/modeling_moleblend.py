@@ -585,6 +585,13 @@ class MoleBlendSelfAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
+    def _attention_interface(self, position_bias: torch.Tensor) -> Callable:
+        implementation = self.config._attn_implementation
+        if implementation == "sdpa" and position_bias.device.type == "cpu" and position_bias.requires_grad:
+            # CPU SDPA falls back to its unfused math path when the bias needs a gradient: the eager path is faster
+            implementation = "eager"
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -599,11 +606,7 @@ class MoleBlendSelfAttention(nn.Module):
         weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
         bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
         projected = F.linear(hidden_states, weight, bias)  # [real_tokens, 3 * hidden]
-        implementation = self.config._attn_implementation
-        if implementation == "sdpa" and projected.device.type == "cpu" and position_bias[0].requires_grad:
-            # CPU SDPA falls back to its unfused math path when the bias needs a gradient: the eager path is faster
-            implementation = "eager"
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        attention_interface = self._attention_interface(position_bias[0])
         outputs, weights = [], None
         for group, group_bias in zip(packing.unpack_groups(projected), position_bias, strict=True):
             molecules, tokens = group.shape[:2]
@@ -635,10 +638,7 @@ class MoleBlendSelfAttention(nn.Module):
         bias = torch.cat([self.k_proj.bias, self.v_proj.bias])
         projected = F.linear(hidden_states, weight, bias)  # [real_tokens, 2 * hidden]
         query = self.q_proj(hidden_states.index_select(0, packing.graph_rows))  # [batch, hidden]
-        implementation = self.config._attn_implementation
-        if implementation == "sdpa" and projected.device.type == "cpu" and position_bias[0].requires_grad:
-            implementation = "eager"  # as in forward
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        attention_interface = self._attention_interface(position_bias[0])
         outputs = []
         groups = zip(packing.group_molecules(), packing.unpack_groups(projected), position_bias, strict=True)
         for molecules, group, group_bias in groups:

@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--readout", default=None, help="the head's readout (default: the start checkpoint's)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     start = starting_model(a.model_name_or_path)
@@ -86,6 +87,8 @@ def main(argv=None) -> int:
     featurizer.conformer = "none" if a.input_modality == "2d" else "generate"
     batches = batches_of(smiles, featurizer, a.batch_size, a.seed)
     recipe = {"activation_dropout": 0.0, "hidden_dropout": 0.0, "drop_path_rate": 0.0}
+    if a.readout:
+        recipe["readout"] = a.readout  # `moleblend finetune` itself reads graph_token+mean by default
     new = MoleBlendForPropertyPrediction.from_pretrained(
         start, num_labels=1, problem_type="regression", input_modality=a.input_modality, **recipe
     )
@@ -122,7 +125,8 @@ def main(argv=None) -> int:
     counts = sum(padding_counts(batch) for batch in batches)
     real = float(counts[0] / counts[1])
     print(f"{len(batches)} batches of {a.batch_size} from {a.train_file} ({real:.0%} of padded atoms real), "
-          f"{a.input_modality}, {a.threads} thread(s); max |old - new| logits {float(difference):.1e}")  # fmt: skip
+          f"{a.input_modality}, readout {new.config.readout}, {a.threads} thread(s); "
+          f"max |old - new| logits {float(difference):.1e}")  # fmt: skip
     for train, label in ((True, "training"), (False, "inference")):
         medians = {name: statistics.median(times[name, train]) for name in models}
         print(f"  {label:<9} s per batch: old {medians['old']:.4f}, new {medians['new']:.4f}, "
