@@ -226,7 +226,9 @@ def encode_features(
     pooled = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
     atoms: list | None = [None] * len(features) if per_atom else None
     for index, batch in batches_by_size(features, batch_size, progress, "encoding"):
-        output = encoder(**batch.to(encoder.device), graph_token_only=not per_atom)  # the last layer's atoms: if asked
+        # the last layer's atom states only if asked for
+        flags = {"output_hidden_states": False, "output_attentions": False, "graph_token_only": not per_atom}
+        output = encoder(**batch.to(encoder.device), **flags)
         pooled[index] = output.pooler_output.float().cpu().numpy()
         if atoms is not None:
             states = output.last_hidden_state.float().cpu().numpy()

@@ -57,7 +57,8 @@ EXPORTED_AUTO_CLASSES = {
 class MoleBlendModelOutput(ModelOutput):
     """
     Args:
-        last_hidden_state: `[batch, tokens, hidden]`, token 0 is the graph token.
+        last_hidden_state: `[batch, tokens, hidden]`, token 0 is the graph token (`[batch, 1, hidden]`, the graph
+            token alone, when the model was called with `graph_token_only=True`).
         pooler_output: `[batch, hidden]`, the graph token's final state (the molecule's embedding).
         hidden_states: tuple of `[batch, tokens, hidden]`, the embeddings and every layer's output.
         attentions: tuple of `[batch, heads, tokens, tokens]` per layer (eager attention only).
@@ -715,7 +716,12 @@ class MoleBlendLayer(GradientCheckpointingLayer):
         position_bias: list[torch.Tensor],
         packing: MoleBlendTokenPacking,
         output_attentions: bool = False,
+        graph_token_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`[real_tokens, hidden]` (packed) -> `[real_tokens, hidden]`, or with `graph_token_only` `[batch, hidden]`
+        (the graph tokens' rows alone, see `forward_graph_token`), and the attention weights if asked."""
+        if graph_token_only:
+            return self.forward_graph_token(hidden_states, position_bias, packing), None
         attended, weights = self.attention(hidden_states, position_bias, packing, output_attentions)
         attended = self.drop_path(self.dropout(attended), packing.molecule, packing.batch)
         hidden_states = self.attention_layer_norm(hidden_states + attended)
@@ -771,19 +777,22 @@ class MoleBlendEncoder(nn.Module):
         packed = packing.pack(hidden_states)
         all_hidden_states = (packing.unpack(packed),) if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        graph_token_only = graph_token_only and len(self.layers) > 0
-        layers = self.layers[:-1] if graph_token_only else self.layers
-        for layer in layers:
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
             # hidden states positional, the rest by keyword: what GradientCheckpointingLayer expects
             packed, weights = layer(
-                packed, position_bias=group_bias, packing=packing, output_attentions=output_attentions
+                packed,
+                position_bias=group_bias,
+                packing=packing,
+                output_attentions=output_attentions,
+                graph_token_only=graph_token_only and index == last,
             )
             if output_hidden_states:
                 all_hidden_states += (packing.unpack(packed),)
             if output_attentions:
                 all_attentions += (weights,)
         if graph_token_only:
-            return self.layers[-1].forward_graph_token(packed, group_bias, packing)[:, None], None, None
+            return packed[:, None], None, None  # the last layer gave the graph tokens alone: [batch, 1, hidden]
         last_hidden_state = all_hidden_states[-1] if output_hidden_states else packing.unpack(packed)
         return last_hidden_state, all_hidden_states, all_attentions
 
@@ -1004,7 +1013,8 @@ class MoleBlendReadout(nn.Module):
         self.output_size = 2 * config.hidden_size if self.kind == "graph_token+mean" else config.hidden_size
 
     def forward(self, last_hidden_state: torch.Tensor, atom_mask: torch.Tensor) -> torch.Tensor:
-        """`last_hidden_state` `[batch, 1 + atoms, hidden]` (token 0: the graph token), `atom_mask` `[batch, atoms]`
+        """`last_hidden_state` `[batch, 1 + atoms, hidden]` (token 0: the graph token; `[batch, 1, hidden]` is enough
+        for the "graph_token" readout), `atom_mask` `[batch, atoms]`
         -> `[batch, output_size]`."""
         graph_token = last_hidden_state[:, 0]
         if self.kind == "graph_token":

@@ -15,9 +15,10 @@ memory is its own: on CPU the peak resident memory above what the process held b
 CUDA torch.cuda.max_memory_allocated. Timings are the median of --repeats timed steps after --warmup steps.
 
 Training step: MoleBlendForPropertyPrediction (regression, one target) forward, loss, backward, AdamW step.
-Inference: MoleBlendForPropertyPrediction forward under torch.inference_mode (a prediction per molecule, what
-`moleblend predict` runs and what Graphormer's GraphormerForGraphClassification gives). Both read the graph token,
-so the last layer computes the graph token alone (`graph_token_only`).
+Inference: MoleBlendForPropertyPrediction forward under torch.inference_mode (a prediction per molecule, as
+Graphormer's GraphormerForGraphClassification gives). Both models here read the graph token (the preset's
+readout), so our last layer computes the graph token alone (`graph_token_only`); a model finetuned with the default
+recipe reads `graph_token+mean` and runs the full last layer.
 
 --graphormer_python runs the transformers 4.x Graphormer (GraphormerForGraphClassification, the same size as
 the preset: layers, width, heads, FFN) on the same SMILES in another interpreter, featurized with ogb's

@@ -44,6 +44,7 @@ from modeling_moleblend.modeling_moleblend import (
     PAIR_SHOWS_SPD,
     MoleBlendAttentionBias,
     MoleBlendBondPathBias,
+    MoleBlendDropPath,
     MoleBlendGaussianBasis,
     MoleBlendPairCrossEntropy,
     MoleBlendPairHead,
@@ -290,15 +291,19 @@ def test_packed_encoder_equals_the_padded_one_in_outputs_and_gradients(batch, mo
 
 
 @pytest.mark.parametrize("modality", ["2d", "2d3d"])
-@pytest.mark.parametrize("group_overhead", [None, 0])
+@pytest.mark.parametrize("group_overhead, num_groups", [(10**12, None), (None, 2), (0, 3)])
 def test_graph_token_readout_skips_the_last_layers_atoms_with_the_same_logits_and_gradients(
-    batch, modality, group_overhead, monkeypatch
+    batch, modality, group_overhead, num_groups, monkeypatch
 ):
     """A graph-token head reads no last-layer atom state: the last layer computes the graph token alone. Logits and
-    every gradient equal the full encoder's (forced by output_hidden_states), grouped or not, with and without
-    gradients (eager / SDPA); the last feed-forward sees one row per molecule."""
+    every gradient equal the full encoder's (forced by output_hidden_states), in one padded group (as on GPU) and in
+    2 or 3 length groups, with and without gradients (eager / SDPA); the last feed-forward sees one row per
+    molecule."""
     if group_overhead is not None:
         monkeypatch.setattr(MoleBlendTokenPacking, "GROUP_OVERHEAD", group_overhead)
+    token_mask = torch.cat([torch.ones(len(SMILES), 1, dtype=torch.bool), batch["atom_mask"]], dim=1)
+    groups = MoleBlendTokenPacking(token_mask, heads=4, grouped=True).groups
+    assert (None if groups is None else len(groups)) == num_groups
     labels = torch.linspace(-1, 1, len(SMILES))[:, None]
     model = seeded(MoleBlendForPropertyPrediction, tiny_config(input_modality=modality, num_labels=1)).eval()
     model.config.problem_type = "regression"
@@ -329,6 +334,37 @@ def test_graph_token_readout_skips_the_last_layers_atoms_with_the_same_logits_an
     handle.remove()
     with pytest.raises(ValueError, match="graph_token_only"):
         encoder(**batch, graph_token_only=True, output_attentions=True)
+
+
+def test_graph_token_last_layer_applies_dropout_and_stochastic_depth_per_molecule(batch, monkeypatch):
+    """In training, the graph-token-only last layer keeps the full layer's dropout and per-molecule stochastic depth:
+    with the branches' dropout at 1 (branches zeroed), and with a stochastic depth that keeps molecules 1 and 4 of
+    the 7, both paths give the same graph-token states."""
+    encoder = seeded(MoleBlendModel, tiny_config()).train()
+
+    def both_paths() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            short = encoder(**batch, graph_token_only=True).last_hidden_state[:, 0]
+            return short, encoder(**batch).last_hidden_state[:, 0]
+
+    for layer in encoder.encoder.layers:
+        layer.dropout.p = 1.0  # the config allows < 1
+    short, full = both_paths()
+    torch.testing.assert_close(short, full, atol=2e-5, rtol=0)
+    for layer in encoder.encoder.layers:
+        layer.dropout.p = 0.0
+
+    def keep_some_molecules(self, branch, molecule, batch_size):
+        return branch * (molecule % 3 == 1).to(branch.dtype)[:, None]  # no symmetry of the batch maps it to itself
+
+    monkeypatch.setattr(MoleBlendDropPath, "forward", keep_some_molecules)
+    kept, full = both_paths()
+    torch.testing.assert_close(kept, full, atol=2e-5, rtol=0)
+    monkeypatch.setattr(MoleBlendDropPath, "forward", lambda self, branch, molecule, size: branch)
+    untouched, _ = both_paths()
+    dropped = torch.tensor([0, 2, 3, 5, 6])
+    assert (kept - untouched).abs().amax(dim=1)[dropped].min() > 1e-3  # their branches were dropped
+    torch.testing.assert_close(kept[1::3], untouched[1::3], atol=0, rtol=0)
 
 
 def dense_geometry_reference(module, coordinates, atom_types, atom_mask, has_3d):

@@ -847,13 +847,13 @@ def latest_trainer_checkpoint(folder: Path) -> Path | None:
 
 
 def ensemble_metrics(data: FinetuneData, member_outputs: dict, seeds) -> dict:
-    """The seed models as one ensemble, what ``moleblend predict OUT/`` uses: the mean of their predictions (of their
-    probabilities for classification, before calibration) scored on validation and test."""
-    result: dict = {"members": len(seeds), "prediction": "mean of the seed models"}
+    """The seed models as one ensemble, as ``moleblend predict OUT/`` uses them, scored on validation and test: the
+    mean of their predictions (regression), or of their logits (classification: predict's calibrated probability is
+    a monotone function of the mean logit, so ROC-AUC and PR-AUC are the same)."""
+    what = "mean of the seed models' logits" if data.problem_type == CLASSIFICATION else "mean of the seed models"
+    result: dict = {"members": len(seeds), "prediction": what}
     for part in ("validation", "test"):
         stacked = np.stack([member_outputs[s][part] for s in seeds])  # [members, rows, tasks]
-        if data.problem_type == CLASSIFICATION:
-            stacked = to_probabilities(torch.from_numpy(stacked), data.problem_type).numpy()
         result[part] = split_metrics(data.problem_type, data.labels[part], stacked.mean(axis=0), data.label_names)
     return result
 
@@ -949,7 +949,7 @@ def summary_text(result: FinetuneResult) -> str:
     if result.ensemble.get("members", 0) > 1 and ensemble:
         headline_names = [name for name in test if name in ensemble]
         text = ", ".join(f"{name} {ensemble[name]:.3f}" for name in headline_names)
-        lines.append(f"ensemble of the {result.ensemble['members']} seed models (what predict uses), test: {text}")
+        lines.append(f"ensemble of the {result.ensemble['members']} seed models (as predict uses them), test: {text}")
     out = result.output_dir
     lines += [
         f"(selection on validation {result.selection_metric}; wall time {result.wall_time_s:.0f} s)",

@@ -3,6 +3,9 @@ defaults, on the same scaffold splits: per-seed mean +- std and the ensemble of 
 validation and test; the forest (already an ensemble of trees) beside them. Run from the repository root:
 
     python docs/results/ensembles/ensemble_table.py PANEL_DIR CHEMPROP_ENSEMBLES_JSON
+
+A classification run's `ensemble_rescored.json` (from `rescore_classification.py`: the mean of the seeds' logits, as
+results.json now scores it) replaces its results.json `ensemble` (the mean of probabilities, before that change).
 """
 
 import json
@@ -22,7 +25,10 @@ table, lines = {}, []
 lines.append("| set (metric) | MoleBlend seeds | MoleBlend ensemble of 3 | chemprop seeds | chemprop ensemble of 3 | forest |")
 lines.append("|---|---|---|---|---|---|")
 for name, metric in SETS.items():
-    result = json.loads(next(panel.glob(f"**/{name}_2d/results.json")).read_text())
+    run = next(panel.glob(f"**/{name}_2d/results.json")).parent
+    result = json.loads((run / "results.json").read_text())
+    if (run / "ensemble_rescored.json").is_file():  # classification run before the mean-of-logits scoring
+        result["ensemble"] = json.loads((run / "ensemble_rescored.json").read_text())
     forest = json.loads(Path(f"docs/results/baselines_same_splits/{name}.json").read_text())["baselines"]["rf"]
     row = {"metric": metric}
     for part, cp_part in (("validation", "validation"), ("test", "test")):
