@@ -225,9 +225,9 @@ def encode_features(
     encoder.eval()
     pooled = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
     atoms: list | None = [None] * len(features) if per_atom else None
+    # the last layer's atom states only if asked for
+    flags = {"output_hidden_states": False, "output_attentions": False, "graph_token_only": not per_atom}
     for index, batch in batches_by_size(features, batch_size, progress, "encoding"):
-        # the last layer's atom states only if asked for
-        flags = {"output_hidden_states": False, "output_attentions": False, "graph_token_only": not per_atom}
         output = encoder(**batch.to(encoder.device), **flags)
         pooled[index] = output.pooler_output.float().cpu().numpy()
         if atoms is not None:

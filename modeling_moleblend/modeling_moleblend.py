@@ -491,7 +491,7 @@ class MoleBlendTokenPacking:
         self.graph_rows = torch.cumsum(counts, 0) - counts  # [batch] the packed row of each molecule's graph token
         self.groups: list[tuple[torch.Tensor, int]] | None = None  # (molecules, tokens) per group; None: one
         if grouped and not self.is_dense and self.batch > 1:
-            self.groups = self._length_groups(token_mask.sum(1), heads)
+            self.groups = self._length_groups(counts, heads)
         if self.groups is not None:
             # where each row of the groups' padded layouts comes from: a packed row, or `real_tokens` (a zero row)
             row_of = torch.full((flat.numel(),), self.index.numel(), dtype=torch.long, device=token_mask.device)
@@ -640,8 +640,8 @@ class MoleBlendSelfAttention(nn.Module):
         projected = F.linear(hidden_states, weight, bias)  # [real_tokens, 2 * hidden]
         query = self.q_proj(hidden_states.index_select(0, packing.graph_rows))  # [batch, hidden]
         attention_interface = self._attention_interface(position_bias[0])
-        outputs = []
-        groups = zip(packing.group_molecules(), packing.unpack_groups(projected), position_bias, strict=True)
+        outputs, group_molecules = [], packing.group_molecules()
+        groups = zip(group_molecules, packing.unpack_groups(projected), position_bias, strict=True)
         for molecules, group, group_bias in groups:
             count, tokens = group.shape[:2]
             key, value = group.view(count, tokens, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -660,8 +660,7 @@ class MoleBlendSelfAttention(nn.Module):
             outputs.append(output.reshape(count, -1))
         output = torch.cat(outputs)
         if packing.groups is not None:  # back to batch order
-            order = torch.cat([molecules for molecules, _ in packing.groups])
-            output = output.index_select(0, torch.argsort(order))
+            output = output.index_select(0, torch.argsort(torch.cat(group_molecules)))
         return self.o_proj(output)
 
 
@@ -718,28 +717,21 @@ class MoleBlendLayer(GradientCheckpointingLayer):
         output_attentions: bool = False,
         graph_token_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`[real_tokens, hidden]` (packed) -> `[real_tokens, hidden]`, or with `graph_token_only` `[batch, hidden]`
-        (the graph tokens' rows alone, see `forward_graph_token`), and the attention weights if asked."""
+        """`[real_tokens, hidden]` (packed) -> `[real_tokens, hidden]` and the attention weights if asked; with
+        `graph_token_only`, `[batch, hidden]`: the graph tokens' rows alone (the same values as rows
+        `packing.graph_rows` of the full output), from their queries against every token's key and value."""
         if graph_token_only:
-            return self.forward_graph_token(hidden_states, position_bias, packing), None
-        attended, weights = self.attention(hidden_states, position_bias, packing, output_attentions)
-        attended = self.drop_path(self.dropout(attended), packing.molecule, packing.batch)
+            attended, weights = self.attention.forward_graph_token(hidden_states, position_bias, packing), None
+            hidden_states = hidden_states.index_select(0, packing.graph_rows)
+            molecule = torch.arange(packing.batch, device=hidden_states.device)
+        else:
+            attended, weights = self.attention(hidden_states, position_bias, packing, output_attentions)
+            molecule = packing.molecule
+        attended = self.drop_path(self.dropout(attended), molecule, packing.batch)
         hidden_states = self.attention_layer_norm(hidden_states + attended)
-        transformed = self.drop_path(self.dropout(self.feed_forward(hidden_states)), packing.molecule, packing.batch)
+        transformed = self.drop_path(self.dropout(self.feed_forward(hidden_states)), molecule, packing.batch)
         hidden_states = self.output_layer_norm(hidden_states + transformed)
         return hidden_states, weights
-
-    def forward_graph_token(
-        self, hidden_states: torch.Tensor, position_bias: list[torch.Tensor], packing: MoleBlendTokenPacking
-    ) -> torch.Tensor:
-        """The layer's output for the graph tokens alone (the same values as rows `packing.graph_rows` of
-        `forward`): `[real_tokens, hidden]` (packed) -> `[batch, hidden]`."""
-        molecule = torch.arange(packing.batch, device=hidden_states.device)
-        attended = self.attention.forward_graph_token(hidden_states, position_bias, packing)
-        attended = self.drop_path(self.dropout(attended), molecule, packing.batch)
-        hidden_states = self.attention_layer_norm(hidden_states.index_select(0, packing.graph_rows) + attended)
-        transformed = self.drop_path(self.dropout(self.feed_forward(hidden_states)), molecule, packing.batch)
-        return self.output_layer_norm(hidden_states + transformed)
 
 
 class MoleBlendEncoder(nn.Module):
